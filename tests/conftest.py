@@ -1,0 +1,34 @@
+"""Shared pytest setup: repository root on sys.path, graph mode, paths."""
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+  sys.path.insert(0, ROOT)
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import pytest  # noqa: E402
+
+import network  # noqa: E402,F401  (switches TensorFlow to graph mode)
+
+# ../shared next to the repository (CI puts a copy of shared/ beside the clone).
+SHARED_DIR = os.environ.get(
+    'SEGSORT_SHARED_DIR', os.path.join(os.path.dirname(ROOT), 'shared'))
+REFERENCE_DIR = os.path.join(SHARED_DIR, 'reference')
+
+
+@pytest.fixture(autouse=True)
+def _fresh_graph():
+  """Every test starts with an empty default graph."""
+  import tensorflow.compat.v1 as tf
+  tf.reset_default_graph()
+  yield
+  tf.reset_default_graph()
+
+
+@pytest.fixture
+def reference_dir():
+  if not os.path.isdir(REFERENCE_DIR):
+    pytest.fail('reference outputs not found at %s (set SEGSORT_SHARED_DIR)'
+                % REFERENCE_DIR)
+  return REFERENCE_DIR
