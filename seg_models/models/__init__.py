@@ -1,0 +1,41 @@
+"""Segmentation models: a head (by name) on a backbone (by name).
+
+MODELS maps a head name to its builder
+fn(x, name, cnn_fn, num_classes, is_training, use_global_status, reuse,
+width_multiplier); get_model_fn binds a head, a backbone and its numerics
+into the function every script calls.
+"""
+from network.common import resnet_v1
+from seg_models.models import common
+from seg_models.models import deeplab
+from seg_models.models import pspnet
+
+MODELS = {
+    'pspnet': pspnet.pspnet,
+    'deeplab': deeplab.deeplab,
+}
+BACKBONES = sorted(resnet_v1.NUM_BLOCKS)
+VARIANTS = sorted(resnet_v1.VARIANTS)
+
+
+def get_model_fn(model='pspnet', backbone='resnet_v1_101',
+                 width_multiplier=1.0, variant=resnet_v1.DEFAULT_VARIANT):
+  """Returns model_fn(x, num_outputs, is_training, use_global_status, reuse).
+
+  model_fn maps images [N, H, W, 3] (or a list of them, one per tower) to
+  outputs [N, ceil(H/8), ceil(W/8), num_outputs] (or a list, per tower).
+  Its variables live under the backbone's scope (e.g. 'resnet_v1_101').
+  """
+  if model not in MODELS:
+    raise ValueError('Unknown model %r; choose one of %s.'
+                     % (model, sorted(MODELS)))
+  if width_multiplier <= 0:
+    raise ValueError('width_multiplier must be positive, got %r.'
+                     % (width_multiplier,))
+  cnn_fn = common.backbone_fn(backbone, variant, width_multiplier)
+  head_fn = MODELS[model]
+
+  def model_fn(x, num_outputs, is_training, use_global_status, reuse=False):
+    return head_fn(x, backbone, cnn_fn, num_outputs, is_training,
+                   use_global_status, reuse, width_multiplier)
+  return model_fn

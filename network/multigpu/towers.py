@@ -1,0 +1,72 @@
+"""Tower placement for multi-device training.
+
+The model functions know nothing of devices: every layer places a tower's
+work on the device of that tower's input (network.common.layers). The
+trainer only splits the batch and puts each split on its tower's device
+with these helpers. GPUs are used when present; otherwise the towers are
+virtual CPU devices, so that multi-tower code runs (and is tested) on a CPU
+machine.
+"""
+import tensorflow as tf2
+import tensorflow.compat.v1 as tf
+
+
+def num_available_gpus():
+  """Number of GPUs TensorFlow can see."""
+  return len(tf2.config.list_physical_devices('GPU'))
+
+
+def get_tower_devices(num_towers, use_gpu=None):
+  """Device names for num_towers towers.
+
+  Args:
+    num_towers: number of towers (--num_gpu).
+    use_gpu: True / False, or None to use GPUs when enough are present.
+
+  Returns:
+    ['/gpu:0', ...] or ['/cpu:0', ...] (the CPU ones need session_config).
+  """
+  if num_towers < 1:
+    raise ValueError('--num_gpu must be at least 1, got %d.' % num_towers)
+  gpus = num_available_gpus()
+  if use_gpu is None:
+    use_gpu = gpus >= num_towers
+  if use_gpu:
+    if gpus < num_towers:
+      raise ValueError('%d towers requested but only %d GPU(s) visible.'
+                       % (num_towers, gpus))
+    return ['/gpu:%d' % i for i in range(num_towers)]
+  return ['/cpu:%d' % i for i in range(num_towers)]
+
+
+def session_config(num_cpu_devices=1, allow_soft_placement=True):
+  """A ConfigProto exposing num_cpu_devices virtual CPU devices."""
+  config = tf.ConfigProto(allow_soft_placement=allow_soft_placement,
+                          device_count={'CPU': max(1, num_cpu_devices)})
+  config.gpu_options.allow_growth = True
+  return config
+
+
+def split_batch(tensors, devices):
+  """Splits every tensor of a dict along axis 0 into one part per device.
+
+  Args:
+    tensors: dict of tensors with a static batch size divisible by
+      len(devices).
+    devices: tower device names.
+
+  Returns:
+    A list (per tower) of dicts of tensors, each placed on its device.
+  """
+  num = len(devices)
+  towers = [dict() for _ in devices]
+  for key, value in tensors.items():
+    batch = value.get_shape().as_list()[0]
+    if batch is None or batch % num:
+      raise ValueError('The batch size (%s) must be a multiple of the number '
+                       'of towers (%d).' % (batch, num))
+    size = batch // num
+    for i, device in enumerate(devices):
+      with tf.device(device):
+        towers[i][key] = tf.identity(value[i * size:(i + 1) * size])
+  return towers

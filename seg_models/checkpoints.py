@@ -1,0 +1,122 @@
+"""Restoring checkpoints with errors that say what is wrong.
+
+A checkpoint is named by its file prefix (`.../model.ckpt-1000`) or by a
+folder, meaning the latest checkpoint in it. Before anything is restored,
+the names and shapes of the requested variables are checked against the
+checkpoint, and every missing or mismatched variable is reported in one
+error; head variables among them point the user to --not_restore_classifier.
+"""
+import os
+
+import tensorflow.compat.v1 as tf
+
+from seg_models.models import common
+
+CHECKPOINT_PREFIX = 'model.ckpt'
+
+
+class RestoreError(ValueError):
+  """A checkpoint is absent or does not hold the requested variables."""
+
+
+def resolve_checkpoint(path):
+  """Returns the checkpoint prefix that `path` (file prefix or folder) names."""
+  if not path:
+    raise RestoreError('No checkpoint given (empty --restore_from).')
+  if os.path.isdir(path):
+    latest = tf.train.latest_checkpoint(path)
+    if latest is None:
+      latest = _newest_prefix_in(path)
+    if latest is None:
+      raise RestoreError('No checkpoint found in folder %s (expected %s-STEP '
+                         'files or a `checkpoint` index).' % (path,
+                                                              CHECKPOINT_PREFIX))
+    return latest
+  if os.path.exists(path + '.index') or os.path.exists(path):
+    return path
+  raise RestoreError('Checkpoint %s does not exist (no %s.index).'
+                     % (path, path))
+
+
+def _newest_prefix_in(folder):
+  """Newest `*.index` checkpoint in folder when no `checkpoint` file exists."""
+  steps = []
+  for fname in os.listdir(folder):
+    if fname.endswith('.index'):
+      prefix = os.path.join(folder, fname[:-len('.index')])
+      steps.append((os.path.getmtime(prefix + '.index'), prefix))
+  return max(steps)[1] if steps else None
+
+
+def latest_step(snapshot_dir):
+  """Step of the latest `model.ckpt-STEP` in snapshot_dir, or None."""
+  if not snapshot_dir or not os.path.isdir(snapshot_dir):
+    return None
+  latest = tf.train.latest_checkpoint(snapshot_dir)
+  if latest is None:
+    return None
+  try:
+    return int(latest.rsplit('-', 1)[1])
+  except (IndexError, ValueError):
+    return None
+
+
+def check_variables(checkpoint, var_list):
+  """Raises RestoreError unless every variable is in checkpoint with its shape.
+
+  Args:
+    checkpoint: a checkpoint prefix.
+    var_list: list of tf.Variable.
+  """
+  try:
+    reader = tf.train.load_checkpoint(checkpoint)
+  except Exception as e:  # pylint: disable=broad-except
+    raise RestoreError('Cannot read checkpoint %s: %s'
+                       % (checkpoint, str(e).splitlines()[0]))
+  shapes = reader.get_variable_to_shape_map()
+  missing, mismatched = [], []
+  for var in var_list:
+    name = var.op.name
+    if name not in shapes:
+      missing.append(name)
+    elif list(shapes[name]) != var.shape.as_list():
+      mismatched.append('%s: checkpoint %s, model %s'
+                        % (name, shapes[name], var.shape.as_list()))
+  if not missing and not mismatched:
+    return
+  lines = ['Checkpoint %s does not match the model:' % checkpoint]
+  for title, names in (('missing', missing), ('shape mismatch', mismatched)):
+    if names:
+      lines.append('  %d variable(s) %s:' % (len(names), title))
+      lines.extend('    ' + n for n in names[:30])
+      if len(names) > 30:
+        lines.append('    ... and %d more' % (len(names) - 30))
+  if any(common.is_head_variable(n.split(':')[0]) for n in missing +
+         mismatched):
+    lines.append('  Head (%s) variables are among them: to start the head '
+                 'afresh from a backbone checkpoint, pass '
+                 '--not_restore_classifier.' % common.HEAD_SCOPE)
+  else:
+    lines.append('  Check --model, --backbone, --width_multiplier and '
+                 '--embedding_dim / --num_classes against the checkpoint.')
+  raise RestoreError('\n'.join(lines))
+
+
+def restore_variables(sess, path, var_list, skip_head=False):
+  """Restores var_list (minus head variables if skip_head) from path.
+
+  Args:
+    sess: the session.
+    path: a checkpoint prefix or a folder (latest checkpoint).
+    var_list: variables to restore.
+    skip_head: leave the head (block5) variables as initialised.
+
+  Returns:
+    (checkpoint prefix used, list of restored variables).
+  """
+  checkpoint = resolve_checkpoint(path)
+  if skip_head:
+    var_list = [v for v in var_list if not common.is_head_variable(v)]
+  check_variables(checkpoint, var_list)
+  tf.train.Saver(var_list=var_list).restore(sess, checkpoint)
+  return checkpoint, var_list

@@ -1,0 +1,67 @@
+"""Names and layers shared by the segmentation heads.
+
+Everything a head adds on top of the backbone lives under HEAD_SCOPE
+('block5', as in the original release) inside the backbone's scope, e.g.
+`resnet_v1_101/block5/conv2/weights`. The trainer's x10 learning rate and
+the restore exclusion (--not_restore_classifier) both find head variables
+with is_head_variable, so the name is written once, here.
+"""
+import tensorflow.compat.v1 as tf
+
+from network.common import layers as nn
+from network.common import resnet_v1
+
+HEAD_SCOPE = 'block5'
+# Moving-average decay of the head's batch norm (the original release).
+HEAD_BN_DECAY = 0.99
+# Width of the head's hidden convolutions at width multiplier 1.
+HEAD_FILTERS = 512
+
+
+def get_extra_layer_scopes():
+  """Scopes of the layers a head adds on top of the backbone."""
+  return [HEAD_SCOPE]
+
+
+def is_head_variable(var_or_name):
+  """Whether a variable (or variable name) belongs to a head."""
+  name = var_or_name if isinstance(var_or_name, str) else var_or_name.op.name
+  return ('/%s/' % HEAD_SCOPE) in ('/' + name)
+
+
+def scaled_width(width, width_multiplier):
+  return max(1, int(round(width * width_multiplier)))
+
+
+def classifier(x, name, num_outputs, is_training, dilation=1, kernel_size=1):
+  """The head's last layer: a biased conv without BN or ReLU."""
+  return nn.conv(x, name, num_outputs, kernel_size, 1, relu=False,
+                 biased=True, bn=False, dilation=dilation,
+                 is_training=is_training)
+
+
+def resize_bilinear(x, size):
+  """Bilinear resize with TF 1.x's corner convention (tensor or towers)."""
+  return nn.map_towers(
+      lambda t: tf.image.resize_bilinear(t, size, align_corners=False), x)
+
+
+def backbone_fn(backbone='resnet_v1_101', variant=resnet_v1.DEFAULT_VARIANT,
+                width_multiplier=1.0):
+  """A cnn_fn(x, name, is_training, use_global_status, reuse) for a head.
+
+  Args:
+    backbone: 'resnet_v1_101' or 'resnet_v1_50'.
+    variant: backbone numerics, see network.common.resnet_v1.VARIANTS.
+    width_multiplier: scales conv1 and the bottleneck widths.
+  """
+  resnet_v1.get_variant(variant)  # Fails early on an unknown name.
+  if backbone not in resnet_v1.NUM_BLOCKS:
+    raise ValueError('Unknown backbone %r; choose one of %s.'
+                     % (backbone, sorted(resnet_v1.NUM_BLOCKS)))
+
+  def cnn_fn(x, name, is_training, use_global_status, reuse=False):
+    return resnet_v1.resnet_v1_by_depth(
+        x, backbone, name, is_training, use_global_status, reuse,
+        variant=variant, width_multiplier=width_multiplier)
+  return cnn_fn
