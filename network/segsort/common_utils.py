@@ -3,6 +3,19 @@
 Embeddings are L2-normalised along their last axis; a prototype is the
 L2-normalised sum of the embeddings of one segment; similarity is the dot
 product.
+
+Function names and signatures follow the original release
+(network/segsort/common_utils.py), so that code written against it keeps
+working. Differences, all deliberate:
+
+- Normalisation divides by max(||x||, 1e-6), so a zero vector (the sum of an
+  empty cluster) normalises to zero instead of 0/0 = NaN.
+- In vMF k-means an empty cluster never attracts pixels (the original gave it
+  a NaN prototype).
+- `kmeans` clusters every image of a batch separately, in one batched graph
+  (the original flattened the batch and was only correct for batch 1).
+- `batch_kmeans_with_initial_labels` is new: k-means for a whole batch of
+  images at once with a pixel validity mask, used by the training loss.
 """
 import tensorflow.compat.v1 as tf
 
@@ -61,3 +74,252 @@ def generate_location_features(img_dimensions, feature_type='int'):
                      % (feature_type,))
   y_grid, x_grid = tf.meshgrid(y_features, x_features, indexing='ij')
   return tf.stack([y_grid, x_grid], axis=2)
+
+
+# Squared-norm floor of normalize_embedding: a vector shorter than 1e-6 is
+# scaled by 1e6 instead of divided by its norm, so a zero vector stays zero
+# and its gradient stays finite.
+_NORM_EPSILON_SQUARED = 1e-12
+
+# Similarity given to an empty cluster in the E-step. Real similarities of
+# normalised vectors lie in [-1, 1], so an empty cluster never wins.
+_EMPTY_CLUSTER_SIMILARITY = -1e9
+
+
+def normalize_embedding(embedding):
+  """L2-normalises the embedding along its last axis.
+
+  e / max(||e||, 1e-6), so that the features lie on the unit hypersphere; a
+  zero vector (e.g. the sum of an empty cluster) maps to zero, not NaN.
+
+  Args:
+    embedding: A float tensor [..., D].
+
+  Returns:
+    A float tensor of the same shape with unit (or zero) rows.
+  """
+  embedding = tf.convert_to_tensor(embedding)
+  squared_norm = tf.reduce_sum(tf.square(embedding), axis=-1, keepdims=True)
+  return embedding * tf.rsqrt(tf.maximum(squared_norm, _NORM_EPSILON_SQUARED))
+
+
+def calculate_prototypes_from_labels(embedding, labels, max_label=None):
+  """Prototypes (normalised sums) of the embeddings sharing a label.
+
+  p_k = normalize(sum_{i: labels_i = k} e_i), for k in [0, max_label). This is
+  also the M-step of the vMF k-means. A label with no pixel gets a zero
+  prototype; pixels whose label is negative or >= max_label are left out.
+
+  Args:
+    embedding: A float tensor [..., D] (e.g. [N, D] or [B, H, W, D]); all
+      leading axes are flattened together.
+    labels: An integer tensor with as many elements as embedding has pixels
+      (e.g. [N], [B, H, W] or [B, H, W, 1]).
+    max_label: Number of prototypes K (python int or int scalar tensor), the
+      largest label plus one. Computed from labels if None.
+
+  Returns:
+    A float tensor [K, D].
+  """
+  embedding = tf.convert_to_tensor(embedding)
+  embedding = tf.reshape(embedding, [-1, tf.shape(embedding)[-1]])
+  labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+  if max_label is None:
+    max_label = tf.reduce_max(labels) + 1
+  max_label = tf.maximum(tf.cast(max_label, tf.int32), 0)
+  # unsorted_segment_sum drops negative ids; out-of-range ids are mapped to
+  # -1 so that they are dropped too instead of raising.
+  labels = tf.where_v2(labels < max_label, labels, -1)
+  sums = tf.math.unsorted_segment_sum(embedding, labels, max_label)
+  return normalize_embedding(sums)
+
+
+def find_nearest_prototypes(embedding, prototypes, valid_prototypes=None):
+  """Index of the most similar prototype for every pixel (the E-step).
+
+  label_i = argmax_k <e_i, p_k>, over the valid prototypes only; ties go to
+  the lowest index.
+
+  Args:
+    embedding: A float tensor [..., D]; leading axes are flattened.
+    prototypes: A float tensor [K, D].
+    valid_prototypes: Optional bool tensor [K]; prototypes marked False (e.g.
+      those of empty clusters) never win.
+
+  Returns:
+    An int32 tensor [num_pixels].
+  """
+  prototypes = tf.convert_to_tensor(prototypes)
+  embedding = tf.reshape(embedding, [-1, tf.shape(prototypes)[-1]])
+  similarities = tf.matmul(embedding, prototypes, transpose_b=True)
+  if valid_prototypes is not None:
+    similarities = tf.where_v2(valid_prototypes[tf.newaxis, :], similarities,
+                               _EMPTY_CLUSTER_SIMILARITY)
+  return tf.argmax(similarities, axis=1, output_type=tf.int32)
+
+
+def batch_kmeans_with_initial_labels(embedding,
+                                     initial_labels,
+                                     num_clusters,
+                                     iterations=10,
+                                     valid_mask=None):
+  """vMF k-means on every image of a batch at once.
+
+  Starting from the initial labels, `iterations` times:
+    M-step: p_{b,k} = normalize(sum_{i valid, label_{b,i} = k} e_{b,i});
+    E-step: label_{b,i} = argmax over non-empty clusters k of <e_{b,i}, p_{b,k}>.
+  Every image has its own K clusters. A cluster with no pixel has a zero
+  prototype and is excluded from the E-step, so it never attracts pixels and
+  never produces NaN. Implemented with one-hot assignments [B, N, K] and
+  batched matmuls in a tf.while_loop, so the graph does not grow with the
+  batch size or the number of iterations.
+
+  Args:
+    embedding: A float tensor [B, N, D]; expected L2-normalised.
+    initial_labels: An integer tensor [B, N]. Labels outside [0, K) put the
+      pixel in no cluster for the first M-step.
+    num_clusters: K, a python int or int scalar tensor.
+    iterations: Number of M/E iterations (python int >= 0 or int tensor).
+    valid_mask: Optional bool tensor [B, N]; invalid pixels take no part in
+      any cluster and get label -1.
+
+  Returns:
+    An int32 tensor [B, N] of cluster labels in [0, K) (-1 where invalid).
+  """
+  if isinstance(iterations, int) and iterations < 0:
+    raise ValueError('kmeans iterations must be >= 0, got %d' % iterations)
+  # Cluster assignments are not differentiable; keep the loop out of the
+  # gradient graph.
+  embedding = tf.stop_gradient(tf.convert_to_tensor(embedding))
+  labels = tf.cast(initial_labels, tf.int32)
+  num_clusters = tf.cast(num_clusters, tf.int32)
+  if valid_mask is None:
+    valid_mask = tf.ones_like(labels, dtype=tf.bool)
+  valid_weights = tf.cast(valid_mask, embedding.dtype)[:, :, tf.newaxis]
+
+  def m_step(cur_labels):
+    # [B, N, K] one-hot assignments; invalid pixels and labels outside
+    # [0, K) have an all-zero row.
+    assignments = tf.one_hot(cur_labels, num_clusters,
+                             dtype=embedding.dtype) * valid_weights
+    prototypes = normalize_embedding(
+        tf.matmul(assignments, embedding, transpose_a=True))
+    counts = tf.reduce_sum(assignments, axis=1)
+    return prototypes, counts > 0
+
+  def e_step(prototypes, non_empty):
+    similarities = tf.matmul(embedding, prototypes, transpose_b=True)
+    similarities = tf.where_v2(non_empty[:, tf.newaxis, :], similarities,
+                               _EMPTY_CLUSTER_SIMILARITY)
+    return tf.argmax(similarities, axis=2, output_type=tf.int32)
+
+  def body(step, cur_labels):
+    prototypes, non_empty = m_step(cur_labels)
+    new_labels = e_step(prototypes, non_empty)
+    new_labels.set_shape(cur_labels.get_shape())
+    return step + 1, new_labels
+
+  _, labels = tf.while_loop(
+      lambda step, _: step < iterations, body,
+      [tf.constant(0), labels], back_prop=False)
+  return tf.where_v2(valid_mask, labels, -1)
+
+
+def kmeans_with_initial_labels(embedding,
+                               initial_labels,
+                               max_label=None,
+                               iterations=10):
+  """vMF k-means of one set of pixels from initial labels.
+
+  See batch_kmeans_with_initial_labels for the iteration; this is its
+  single-image form with the original signature.
+
+  Args:
+    embedding: A float tensor [N, D] (leading axes are flattened); expected
+      L2-normalised.
+    initial_labels: An integer tensor with N elements.
+    max_label: The number of clusters K (the original passed
+      num_clusters**2 here). Largest initial label plus one if None.
+    iterations: Number of k-means iterations.
+
+  Returns:
+    An int32 tensor [N] of cluster labels in [0, K).
+  """
+  embedding = tf.convert_to_tensor(embedding)
+  embedding = tf.reshape(embedding, [-1, tf.shape(embedding)[-1]])
+  initial_labels = tf.cast(tf.reshape(initial_labels, [-1]), tf.int32)
+  if max_label is None:
+    max_label = tf.reduce_max(initial_labels) + 1
+  labels = batch_kmeans_with_initial_labels(
+      embedding[tf.newaxis], initial_labels[tf.newaxis], max_label,
+      iterations)
+  return labels[0]
+
+
+def _cluster_grid(num_clusters):
+  """[n_y, n_x] from an int n or a pair."""
+  if isinstance(num_clusters, int):
+    return [num_clusters, num_clusters]
+  num_clusters = list(num_clusters)
+  if len(num_clusters) != 2:
+    raise ValueError('num_clusters must be an int or [n_y, n_x], got %r'
+                     % (num_clusters,))
+  return num_clusters
+
+
+def kmeans(embedding, num_clusters, iterations=10):
+  """vMF k-means of every image, started from the grid initialisation.
+
+  Args:
+    embedding: A float tensor [B, H, W, D]; expected L2-normalised (the
+      scripts pass normalize(concat(embedding, location))).
+    num_clusters: [n_y, n_x] clusters along each axis, or an int n for
+      n x n; K = n_y * n_x clusters per image.
+    iterations: Number of k-means iterations.
+
+  Returns:
+    An int32 tensor [B, H, W] of per-image cluster labels in [0, K). Labels
+    of different images are NOT offset: add b * K before computing
+    prototypes over a batch larger than one.
+  """
+  grid = _cluster_grid(num_clusters)
+  embedding = tf.convert_to_tensor(embedding)
+  shape = tf.shape(embedding)
+  batch, height, width, depth = shape[0], shape[1], shape[2], shape[3]
+  initial = tf.reshape(initialize_cluster_labels(grid, [height, width]),
+                       [1, -1])
+  initial = tf.tile(initial, [batch, 1])
+  flat = tf.reshape(embedding, [batch, -1, depth])
+  labels = batch_kmeans_with_initial_labels(
+      flat, initial, grid[0] * grid[1], iterations)
+  labels = tf.reshape(labels, [batch, height, width])
+  static = embedding.get_shape()
+  if static.ndims == 4:
+    labels.set_shape(static[:3])
+  return labels
+
+
+def prepare_prototype_labels(semantic_labels, instance_labels, offset=256):
+  """Unique segment ids from (instance, semantic) pairs.
+
+  A segment is one (instance, semantic) pair, keyed as
+  semantic + instance * offset; keys are numbered in order of first
+  appearance.
+
+  Args:
+    semantic_labels: An integer tensor [N] of classes in [0, offset).
+    instance_labels: An integer tensor [N] (instance or cluster ids).
+    offset: An int greater than every semantic label.
+
+  Returns:
+    unique_instance_labels: An int32 tensor [N], the segment id of every
+      pixel, in [0, P).
+    prototype_labels: An int32 tensor [P], the semantic class of every
+      segment.
+  """
+  semantic_labels = tf.cast(tf.reshape(semantic_labels, [-1]), tf.int64)
+  instance_labels = tf.cast(tf.reshape(instance_labels, [-1]), tf.int64)
+  keys = semantic_labels + instance_labels * offset
+  unique_keys, segment_ids = tf.unique(keys, out_idx=tf.int32)
+  prototype_labels = tf.cast(tf.math.floormod(unique_keys, offset), tf.int32)
+  return segment_ids, prototype_labels
