@@ -166,6 +166,8 @@ def test_render_scene_shapes_and_classes():
   assert image.shape == (40, 56, 3) and image.dtype == np.uint8
   assert label.shape == (40, 56) and label.dtype == np.uint8
   assert set(np.unique(label).tolist()) == {0, 7}
+  with pytest.raises(ValueError, match='first_class'):
+    synth.render_scene(rng, 40, 56, num_classes=5, first_class=5)
 
 
 def test_bad_num_classes_names_the_flag(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests for pyscripts/tools/make_voc_lists.py on a miniature VOCdevkit + SBD."""
+"""Tests for pyscripts/tools/make_voc_lists.py on a tiny VOCdevkit + SBD."""
 import os
 import subprocess
 import sys
@@ -58,7 +58,7 @@ def _write_jpeg(path, rng, shape):
 
 
 def _write_sbd_mat(path, mask):
-  """An SBD cls/*.mat: struct GTcls with Boundaries, Segmentation, Categories."""
+  """Writes an SBD cls/*.mat: struct GTcls as in the SBD release."""
   os.makedirs(os.path.dirname(path), exist_ok=True)
   boundaries = np.empty((20, 1), dtype=object)
   for k in range(20):
@@ -249,7 +249,8 @@ def test_errors_name_the_missing_folder_or_file(fake_data, tmp_path):
   with pytest.raises(voc.DatasetError, match='SBD not found'):
     voc.make_voc_lists(str(devkit), str(tmp_path / 'nowhere'), out)
 
-  missing_mat = sbd / 'benchmark_RELEASE' / 'dataset' / 'cls' / '2008_000102.mat'
+  missing_mat = (sbd / 'benchmark_RELEASE' / 'dataset' / 'cls' /
+                 '2008_000102.mat')
   os.remove(missing_mat)
   with pytest.raises(voc.DatasetError) as error:
     voc.make_voc_lists(str(devkit), str(sbd), out, show_progress=False)

@@ -43,6 +43,8 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from utils import general  # noqa: E402
+
 IGNORE_LABEL = 255
 JPEG_QUALITY = 95
 SPLITS = ('train', 'val')
@@ -222,7 +224,7 @@ def _texture_pattern(texture, u, v, rng):
 
 
 def _texture_colours(rng):
-  """Two random RGB colours whose luminances differ enough to see the pattern."""
+  """Two random RGB colours whose luminances differ enough to show a pattern."""
   first = rng.uniform(0.0, 255.0, size=3)
   lum = first @ LUMINANCE_WEIGHTS
   # Draw candidates in one go (deterministic count of RNG calls) and take the
@@ -288,6 +290,9 @@ def render_scene(rng, height, width, num_classes, first_class=None,
       {0, ..., num_classes-1, 255}.
   """
   _check_num_classes(num_classes)
+  if first_class is not None and not 1 <= first_class < num_classes:
+    raise ValueError('first_class must be in [1, %d), got %d'
+                     % (num_classes, first_class))
   image = _render_background(rng, height, width)
   label = np.zeros((height, width), dtype=np.uint8)
   side = min(height, width)
@@ -302,7 +307,7 @@ def render_scene(rng, height, width, num_classes, first_class=None,
     _, shape, texture = OBJECT_CLASSES[cls - 1]
     for _ in range(PLACEMENT_TRIES):
       radius = side * rng.uniform(MIN_RADIUS_FRACTION, MAX_RADIUS_FRACTION)
-      # Centres keep at least half of the object inside the frame.
+      # Centres stay half a radius inside the frame: most of the object shows.
       center = (rng.uniform(0.0, height), rng.uniform(0.0, width))
       center = (np.clip(center[0], radius * 0.5, height - radius * 0.5),
                 np.clip(center[1], radius * 0.5, width - radius * 0.5))
@@ -332,14 +337,6 @@ def render_scene(rng, height, width, num_classes, first_class=None,
   image += rng.normal(0.0, 2.0, size=image.shape)
   image = np.clip(np.round(image), 0, 255).astype(np.uint8)
   return image, _ignore_boundaries(label, border_width)
-
-
-def _save_atomically(array, path, **save_kwargs):
-  """Writes an image to `path` through a temporary file (no partial files)."""
-  tmp_path = path + '.tmp'
-  Image.fromarray(array).save(tmp_path, format=save_kwargs.pop('format'),
-                              **save_kwargs)
-  os.replace(tmp_path, path)
 
 
 def generate_dataset(output_dir, num_train=300, num_val=60, height=128,
@@ -381,8 +378,10 @@ def generate_dataset(output_dir, num_train=300, num_val=60, height=128,
   os.makedirs(image_dir, exist_ok=True)
   os.makedirs(label_dir, exist_ok=True)
 
-  with open(os.path.join(output_dir, 'classes.txt'), 'w') as f:
-    f.write(''.join(name + '\n' for name in get_class_names(num_classes)))
+  # One name per line, the format utils.general.get_class_names reads.
+  general.atomic_write_text(
+      os.path.join(output_dir, 'classes.txt'),
+      ''.join(name + '\n' for name in get_class_names(num_classes)))
 
   jobs = [(split_index, split, i)
           for split_index, (split, count) in enumerate(
@@ -397,18 +396,23 @@ def generate_dataset(output_dir, num_train=300, num_val=60, height=128,
         first_class=1 + i % (num_classes - 1), max_objects=max_objects,
         border_width=border_width)
     name = '%s_%06d' % (split, i)
+    # Written directly, not through utils.general's atomic writers: their
+    # fsync per file would double the run time, and an interrupted run is
+    # repaired by running it again (the lists, written last, are atomic).
     # subsampling=0 keeps full-resolution colour (4:4:4): the textures are
     # only a few pixels wide.
-    _save_atomically(image, os.path.join(image_dir, name + '.jpg'),
-                     format='JPEG', quality=JPEG_QUALITY, subsampling=0)
-    _save_atomically(label, os.path.join(label_dir, name + '.png'),
-                     format='PNG')
+    Image.fromarray(image).save(os.path.join(image_dir, name + '.jpg'),
+                                format='JPEG', quality=JPEG_QUALITY,
+                                subsampling=0)
+    Image.fromarray(label).save(os.path.join(label_dir, name + '.png'),
+                                format='PNG')
     names[split].append(name)
 
   for split in SPLITS:
-    with open(os.path.join(output_dir, split + '.txt'), 'w') as f:
-      for name in names[split]:
-        f.write('JPEGImages/%s.jpg segcls/%s.png\n' % (name, name))
+    general.atomic_write_text(
+        os.path.join(output_dir, split + '.txt'),
+        ''.join('JPEGImages/%s.jpg segcls/%s.png\n' % (name, name)
+                for name in names[split]))
   return names
 
 

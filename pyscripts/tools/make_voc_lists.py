@@ -1,4 +1,4 @@
-"""Builds the PASCAL VOC 2012 list files and grayscale labels from the downloads.
+"""Builds PASCAL VOC 2012 list files and grayscale labels from the downloads.
 
 Inputs (the official downloads, unpacked anywhere):
 
@@ -52,6 +52,8 @@ import numpy as np  # noqa: E402
 import scipy.io  # noqa: E402
 from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
+
+from utils import general  # noqa: E402
 
 DEFAULT_OUTPUT_DIR = os.path.join(ROOT, 'dataset', 'voc12')
 VOC_SUBDIR = 'VOC2012'
@@ -196,16 +198,9 @@ def load_sbd_class_mask(path):
   return seg.astype(np.uint8)
 
 
-def _write_png_atomically(array, path):
-  tmp_path = path + '.tmp'
-  Image.fromarray(array, mode='L').save(tmp_path, format='PNG')
-  os.replace(tmp_path, path)
-
-
 def _copy_atomically(src, dst):
-  tmp_path = dst + '.tmp'
-  shutil.copyfile(src, tmp_path)
-  os.replace(tmp_path, dst)
+  with open(src, 'rb') as source, general.atomic_open(dst, 'wb') as target:
+    shutil.copyfileobj(source, target)
 
 
 def _raise_if_missing(paths, what):
@@ -231,10 +226,7 @@ def write_list(path, ids, with_label=True):
     image = '/'.join((VOC_SUBDIR, IMAGE_SUBDIR, image_id + '.jpg'))
     label = '/'.join((VOC_SUBDIR, LABEL_SUBDIR, image_id + '.png'))
     lines.append(image + (' ' + label if with_label else '') + '\n')
-  tmp_path = path + '.tmp'
-  with open(tmp_path, 'w') as f:
-    f.writelines(lines)
-  os.replace(tmp_path, path)
+  general.atomic_write_text(path, ''.join(lines))
 
 
 def make_voc_lists(data_dir, sbd_dir=None, output_dir=DEFAULT_OUTPUT_DIR,
@@ -333,7 +325,7 @@ def make_voc_lists(data_dir, sbd_dir=None, output_dir=DEFAULT_OUTPUT_DIR,
       raise DatasetError('%s is %dx%d but its image %s is %dx%d (HxW)'
                          % (label_src, label.shape[0], label.shape[1],
                             image_path, height, width))
-    _write_png_atomically(label, label_path)
+    general.save_label_png(label_path, label)
 
   os.makedirs(output_dir, exist_ok=True)
   for split, ids in splits.items():
