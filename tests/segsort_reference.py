@@ -49,13 +49,24 @@ def kmeans(embedding, labels, num_clusters, iterations):
 
 
 def supervised_pixel_losses(emb, classes, segments, protos, proto_classes,
-                            kappa):
-  """SPEC's formula, literally, with exp in float64."""
+                            kappa, literal=True):
+  """SPEC's formula with exp in float64.
+
+  literal=True computes P as SPEC writes it, (sum over class c) - sim_s;
+  literal=False sums over the other prototypes of class c directly, the
+  same quantity without the cancellation that makes the literal form lose
+  all precision once sim_s dominates (kappa * cosine gaps beyond ~35).
+  """
   losses = []
   for e, c, s in zip(emb, classes, segments):
     sims = np.exp(kappa * protos @ e)
     same = proto_classes == c
-    positives = sims[same].sum() - sims[s]
+    if literal:
+      positives = sims[same].sum() - sims[s]
+    else:
+      others = same.copy()
+      others[s] = False
+      positives = sims[others].sum()
     numerator = positives if positives > 0 else sims[s]
     negatives = sims[~same].sum()
     losses.append(-np.log(numerator / (numerator + negatives)))
@@ -97,7 +108,7 @@ def batch_segments(embedding, labels, cluster_labels, loc, num_clusters,
 
 def supervised_loss(embedding, labels, cluster_labels, loc, num_clusters,
                     iterations, kappa, memory=None, memory_classes=None,
-                    ignore_label=255):
+                    ignore_label=255, literal=True):
   """Mean supervised SegSort loss; memory = extra prototypes [Mb, D]."""
   emb, classes, segments, protos, proto_classes = batch_segments(
       embedding, labels, cluster_labels, loc, num_clusters, iterations,
@@ -108,7 +119,7 @@ def supervised_loss(embedding, labels, cluster_labels, loc, num_clusters,
     protos = np.concatenate([protos, memory])
     proto_classes = np.concatenate([proto_classes, memory_classes])
   return supervised_pixel_losses(emb, classes, segments, protos,
-                                 proto_classes, kappa).mean()
+                                 proto_classes, kappa, literal).mean()
 
 
 def unsupervised_loss(embedding, regions, kappa):
