@@ -1,0 +1,336 @@
+"""SegSort inference: prototype extraction and kNN label prediction.
+
+Function names and signatures follow the original release
+(network/segsort/eval_utils.py). New here: find_k_nearest_prototypes (the
+nearest-prototype search, optionally over the training bank in chunks so
+that memory is bounded), get_cluster_votes (per-class kNN vote counts of
+every test cluster, for multi-scale inference without a loop over classes)
+and extract_test_prototypes (the test-time clustering the inference scripts
+share).
+"""
+import tensorflow.compat.v1 as tf
+
+from network.segsort import common_utils
+
+EVALUATION_MODES = ('semantic', 'panoptic')
+
+
+def _class_counts(labels, cluster_labels, num_clusters, num_classes):
+  """counts[k, c] = #pixels with cluster k and label c -> int32 [K, C].
+
+  Pixels with a label or cluster outside range are not counted.
+  """
+  in_range = tf.logical_and(
+      tf.logical_and(labels >= 0, labels < num_classes),
+      tf.logical_and(cluster_labels >= 0, cluster_labels < num_clusters))
+  keys = tf.where_v2(in_range, cluster_labels * num_classes + labels, -1)
+  counts = tf.math.unsorted_segment_sum(tf.ones_like(keys), keys,
+                                        num_clusters * num_classes)
+  return tf.reshape(counts, [num_clusters, num_classes])
+
+
+def find_majority_label_index(labels, cluster_labels):
+  """Pixels that carry the majority label of their cluster.
+
+  Args:
+    labels: An integer tensor [N] of (semantic or panoptic) labels >= 0.
+    cluster_labels: An integer tensor [N] of cluster ids >= 0.
+
+  Returns:
+    select_pixels: An int64 tensor [S, 1], indices of the pixels whose label
+      is the majority label of their cluster (as tf.where returns them).
+    majority_labels: An int32 tensor [max(cluster_labels) + 1], the majority
+      label of every cluster (ties: lowest label; 0 for an empty cluster).
+  """
+  labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+  cluster_labels = tf.cast(tf.reshape(cluster_labels, [-1]), tf.int32)
+  num_classes = tf.maximum(tf.reduce_max(labels) + 1, 1)
+  num_clusters = tf.maximum(tf.reduce_max(cluster_labels) + 1, 1)
+  counts = _class_counts(labels, cluster_labels, num_clusters, num_classes)
+  majority_labels = tf.argmax(counts, axis=1, output_type=tf.int32)
+  select_pixels = tf.where(
+      tf.equal(tf.gather(majority_labels, cluster_labels), labels))
+  return select_pixels, majority_labels
+
+
+def extract_trained_prototypes(embedding,
+                               location_features,
+                               cluster_labels,
+                               num_clusters,
+                               kmeans_iterations,
+                               panoptic_labels,
+                               panoptic_label_divisor,
+                               ignore_label,
+                               evaluate_semantic_or_panoptic):
+  """Prototypes of one annotated image.
+
+  Over the valid pixels (semantic label = panoptic // divisor, neither
+  ignore_label nor negative): vMF k-means on normalize(concat(embedding,
+  location)) from `cluster_labels`; every non-empty cluster takes the
+  majority class of its pixels (ties: lowest class), and only its pixels of
+  that class form its prototype (normalised sum of the embeddings without
+  location).
+
+  Args:
+    embedding: A float tensor [N, D] (any leading shape is flattened);
+      normalised here.
+    location_features: A float tensor [N, 2] of (y, x) locations.
+    cluster_labels: An integer tensor [N], the initial (grid) labels.
+    num_clusters: Total number of clusters K (the original passed n * n).
+    kmeans_iterations: Number of k-means iterations.
+    panoptic_labels: An integer tensor [N]; the semantic class when
+      panoptic_label_divisor is 1 (as the scripts call it).
+    panoptic_label_divisor: An int, semantic = panoptic // divisor.
+    ignore_label: The class id to leave out (e.g. 255).
+    evaluate_semantic_or_panoptic: 'semantic' ('panoptic' is not
+      implemented).
+
+  Returns:
+    prototype_features: A float tensor [P, D] (P <= K: one per non-empty
+      cluster, in increasing cluster id).
+    prototype_semantic_labels: An int32 tensor [P].
+    prototype_instance_labels: An int32 tensor [P] of zeros (the original's
+      value in 'semantic' mode).
+
+  Raises:
+    NotImplementedError: for 'panoptic'.
+    ValueError: for any other mode.
+  """
+  if evaluate_semantic_or_panoptic == 'panoptic':
+    raise NotImplementedError(
+        "extract_trained_prototypes: evaluate_semantic_or_panoptic="
+        "'panoptic' is not implemented (SegSort here is semantic "
+        "segmentation only); use 'semantic'")
+  if evaluate_semantic_or_panoptic not in EVALUATION_MODES:
+    raise ValueError("extract_trained_prototypes: "
+                     "evaluate_semantic_or_panoptic must be 'semantic', "
+                     "got %r" % (evaluate_semantic_or_panoptic,))
+  embedding = tf.convert_to_tensor(embedding)
+  embedding_dim = tf.shape(embedding)[-1]
+  embedding = common_utils.normalize_embedding(
+      tf.reshape(embedding, [-1, embedding_dim]))
+  location_features = tf.reshape(
+      tf.cast(location_features, embedding.dtype), [-1, 2])
+  cluster_labels = tf.cast(tf.reshape(cluster_labels, [-1]), tf.int32)
+  semantic_labels = tf.cast(tf.reshape(panoptic_labels, [-1]),
+                            tf.int32) // panoptic_label_divisor
+
+  valid = tf.logical_and(tf.not_equal(semantic_labels, ignore_label),
+                         semantic_labels >= 0)
+  embedding = tf.boolean_mask(embedding, valid)
+  location_features = tf.boolean_mask(location_features, valid)
+  cluster_labels = tf.boolean_mask(cluster_labels, valid)
+  semantic_labels = tf.boolean_mask(semantic_labels, valid)
+
+  embedding_with_location = common_utils.normalize_embedding(
+      tf.concat([embedding, location_features], axis=1))
+  cluster_labels = common_utils.kmeans_with_initial_labels(
+      embedding_with_location, cluster_labels, num_clusters,
+      kmeans_iterations)
+
+  num_classes = tf.maximum(tf.reduce_max(semantic_labels) + 1, 1)
+  counts = _class_counts(semantic_labels, cluster_labels, num_clusters,
+                         num_classes)
+  majority_labels = tf.argmax(counts, axis=1, output_type=tf.int32)
+  non_empty = tf.reduce_sum(counts, axis=1) > 0
+
+  selected = tf.equal(tf.gather(majority_labels, cluster_labels),
+                      semantic_labels)
+  prototypes = common_utils.calculate_prototypes_from_labels(
+      tf.boolean_mask(embedding, selected),
+      tf.boolean_mask(cluster_labels, selected), num_clusters)
+  prototype_features = tf.boolean_mask(prototypes, non_empty)
+  prototype_semantic_labels = tf.boolean_mask(majority_labels, non_empty)
+  return (prototype_features, prototype_semantic_labels,
+          tf.zeros_like(prototype_semantic_labels))
+
+
+def find_k_nearest_prototypes(test_prototypes, prototype_features, k,
+                              chunk_size=None):
+  """The k training prototypes most similar to every test prototype.
+
+  Similarity is the dot product. Ties go to the lower training index. With
+  chunk_size, the training bank is scanned chunk by chunk in a
+  tf.while_loop that keeps a running top-k, so that memory is
+  O(Q * (k + chunk_size)) instead of O(Q * T); the result is identical.
+
+  Args:
+    test_prototypes: A float tensor [Q, D].
+    prototype_features: A float tensor [T, D] of training prototypes.
+    k: Number of neighbours (python int >= 1); min(k, T) are returned.
+    chunk_size: Optional python int, training prototypes per chunk.
+
+  Returns:
+    similarities: A float tensor [Q, min(k, T)], in decreasing order.
+    indices: An int32 tensor [Q, min(k, T)] of rows of prototype_features.
+  """
+  if k < 1:
+    raise ValueError('k (k_in_nearest_neighbors) must be >= 1, got %d' % k)
+  if chunk_size is not None and chunk_size < 1:
+    raise ValueError('chunk_size must be >= 1, got %d' % chunk_size)
+  test_prototypes = tf.convert_to_tensor(test_prototypes)
+  prototype_features = tf.cast(prototype_features, test_prototypes.dtype)
+  num_train = tf.shape(prototype_features)[0]
+  k_found = tf.minimum(k, num_train)
+  if chunk_size is None:
+    similarities = tf.matmul(test_prototypes, prototype_features,
+                             transpose_b=True)
+    return tf.nn.top_k(similarities, k=k_found, sorted=True)
+
+  num_test = tf.shape(test_prototypes)[0]
+  num_chunks = (num_train + chunk_size - 1) // chunk_size
+
+  def body(chunk, best_values, best_indices):
+    start = chunk * chunk_size
+    features = prototype_features[start:start + chunk_size]
+    similarities = tf.matmul(test_prototypes, features, transpose_b=True)
+    indices = tf.tile((start + tf.range(tf.shape(features)[0]))[tf.newaxis],
+                      [num_test, 1])
+    # Earlier (lower-index) candidates come first, so ties keep the lower
+    # training index, as top_k over the whole bank does.
+    values, positions = tf.nn.top_k(
+        tf.concat([best_values, similarities], axis=1), k=k, sorted=True)
+    indices = tf.gather(tf.concat([best_indices, indices], axis=1),
+                        positions, batch_dims=1)
+    return chunk + 1, values, indices
+
+  init_values = tf.fill([num_test, k],
+                        tf.constant(-float('inf'), test_prototypes.dtype))
+  init_indices = tf.fill([num_test, k], -1)
+  _, values, indices = tf.while_loop(
+      lambda chunk, *_: chunk < num_chunks, body,
+      [tf.constant(0), init_values, init_indices],
+      back_prop=False, parallel_iterations=1)
+  # Fewer than k training prototypes: the -inf placeholders are last.
+  return values[:, :k_found], indices[:, :k_found]
+
+
+def k_nearest_neighbors(k_predictions, prototype_labels, num_classes=None):
+  """Majority label of each test prototype's k nearest training prototypes.
+
+  Args:
+    k_predictions: An integer tensor [Q, k] of training prototype indices.
+    prototype_labels: An integer tensor [T] of their (semantic or instance)
+      labels, >= 0.
+    num_classes: Optional number of labels; max label + 1 if None.
+
+  Returns:
+    An int32 tensor [Q]: the label with the most votes, ties going to the
+    lowest label.
+  """
+  labels = tf.gather(tf.cast(prototype_labels, tf.int32), k_predictions)
+  if num_classes is None:
+    num_classes = tf.maximum(tf.reduce_max(labels) + 1, 1)
+  votes = tf.reduce_sum(tf.one_hot(labels, num_classes), axis=1)
+  # argmax returns the first maximum: ties go to the lowest label.
+  return tf.argmax(votes, axis=1, output_type=tf.int32)
+
+
+def get_cluster_votes(test_prototypes, prototype_features, prototype_labels,
+                      k, num_classes, chunk_size=None):
+  """Per-class kNN votes of every test cluster.
+
+  votes[q, c] = #{j in the k nearest training prototypes of q : label_j = c}.
+  Multi-scale inference gathers these by cluster label to get per-pixel
+  votes ([B, H, W, C] = tf.gather(votes, cluster_labels)), with no loop
+  over classes.
+
+  Args:
+    test_prototypes: A float tensor [Q, D].
+    prototype_features: A float tensor [T, D].
+    prototype_labels: An integer tensor [T]; labels outside
+      [0, num_classes) cast no vote.
+    k: Number of neighbours.
+    num_classes: C, a python int or int scalar tensor.
+    chunk_size: Optional, see find_k_nearest_prototypes.
+
+  Returns:
+    A float32 tensor [Q, num_classes].
+  """
+  _, indices = find_k_nearest_prototypes(test_prototypes, prototype_features,
+                                         k, chunk_size)
+  labels = tf.gather(tf.cast(prototype_labels, tf.int32), indices)
+  return tf.reduce_sum(tf.one_hot(labels, num_classes, dtype=tf.float32),
+                       axis=1)
+
+
+def predict_semantic_instance_labels(cluster_labels,
+                                     test_prototypes,
+                                     prototype_features,
+                                     prototype_semantic_labels,
+                                     prototype_instance_labels,
+                                     k=1,
+                                     chunk_size=None):
+  """Paints every test cluster with the kNN vote of its prototype.
+
+  Args:
+    cluster_labels: An integer tensor of any shape (e.g. [B, H, W]) whose
+      values index test_prototypes.
+    test_prototypes: A float tensor [Q, D], one prototype per test cluster.
+    prototype_features: A float tensor [T, D] of training prototypes.
+    prototype_semantic_labels: An integer tensor [T].
+    prototype_instance_labels: An integer tensor [T], or None.
+    k: Number of nearest neighbours (k_in_nearest_neighbors).
+    chunk_size: Optional, see find_k_nearest_prototypes.
+
+  Returns:
+    semantic_predictions: An int32 tensor shaped like cluster_labels (ties
+      in the vote go to the lowest class).
+    instance_predictions: An int32 tensor shaped like cluster_labels
+      (instance votes renumbered from 0 in order of first appearance), or
+      None when prototype_instance_labels is None.
+  """
+  _, k_predictions = find_k_nearest_prototypes(
+      test_prototypes, prototype_features, k, chunk_size)
+  semantic_predictions = tf.gather(
+      k_nearest_neighbors(k_predictions, prototype_semantic_labels),
+      cluster_labels)
+  if prototype_instance_labels is None:
+    return semantic_predictions, None
+  _, instance_ids = tf.unique(
+      k_nearest_neighbors(k_predictions, prototype_instance_labels),
+      out_idx=tf.int32)
+  return semantic_predictions, tf.gather(instance_ids, cluster_labels)
+
+
+def extract_test_prototypes(embedding, num_clusters, kmeans_iterations,
+                            location_features=None):
+  """Clusters test embeddings and returns one prototype per cluster.
+
+  normalize(concat(normalize(embedding), location)) is clustered by vMF
+  k-means from the grid start, per image; cluster ids are offset by b * K
+  so that they are unique over the batch; the prototypes are computed from
+  the embeddings without location.
+
+  Args:
+    embedding: A float tensor [B, H, W, D].
+    num_clusters: n per axis (K = n * n) or [n_y, n_x].
+    kmeans_iterations: Number of k-means iterations.
+    location_features: Optional float tensor [B, H, W, 2] or [H, W, 2];
+      default (y / H, x / W) from common_utils.generate_location_features.
+
+  Returns:
+    cluster_labels: An int32 tensor [B, H, W] in [0, B * K).
+    test_prototypes: A float tensor [B * K, D] (zero rows for empty
+      clusters, which no pixel refers to).
+  """
+  embedding = common_utils.normalize_embedding(embedding)
+  shape = tf.shape(embedding)
+  if location_features is None:
+    location_features = common_utils.generate_location_features(
+        [shape[1], shape[2]], 'float')
+  location_features = tf.cast(location_features, embedding.dtype)
+  if location_features.get_shape().ndims == 3:
+    location_features = tf.tile(location_features[tf.newaxis],
+                                [shape[0], 1, 1, 1])
+  embedding_with_location = common_utils.normalize_embedding(
+      tf.concat([embedding, location_features], axis=3))
+  cluster_labels = common_utils.kmeans(embedding_with_location, num_clusters,
+                                       kmeans_iterations)
+  grid = ([num_clusters, num_clusters] if isinstance(num_clusters, int)
+          else list(num_clusters))
+  total = grid[0] * grid[1]
+  cluster_labels += total * tf.range(shape[0])[:, tf.newaxis, tf.newaxis]
+  test_prototypes = common_utils.calculate_prototypes_from_labels(
+      embedding, cluster_labels, total * shape[0])
+  return cluster_labels, test_prototypes
