@@ -167,7 +167,7 @@ def batch_kmeans_with_initial_labels(embedding,
 
   Starting from the initial labels, `iterations` times:
     M-step: p_{b,k} = normalize(sum_{i valid, label_{b,i} = k} e_{b,i});
-    E-step: label_{b,i} = argmax over non-empty clusters k of <e_{b,i}, p_{b,k}>.
+    E-step: label_{b,i} = argmax over non-empty k of <e_{b,i}, p_{b,k}>.
   Every image has its own K clusters. A cluster with no pixel has a zero
   prototype and is excluded from the E-step, so it never attracts pixels and
   never produces NaN. Implemented with one-hot assignments [B, N, K] and
