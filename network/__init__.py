@@ -11,3 +11,5 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import tensorflow.compat.v1 as tf  # noqa: E402
 
 tf.disable_eager_execution()
+# Deprecation notices of the tf.compat.v1 API are noise for this codebase.
+tf.get_logger().setLevel('ERROR')

@@ -183,6 +183,23 @@ def _get_memory_banks(num_banks, capacity, embedding_dim):
   return prototypes, classes, valid
 
 
+def _shuffled_range(n):
+  """A random permutation of [0, n).
+
+  When the graph has a global step, the permutation is a stateless function
+  of (graph seed, step), so a training run resumed from a checkpoint at step
+  s shuffles its banks exactly as an uninterrupted run does at step s; a
+  stateful shuffle would restart its random sequence on every resume.
+  """
+  step = tf.train.get_global_step()
+  if step is None:
+    return tf.random.shuffle(tf.range(n))
+  graph_seed = tf.get_default_graph().seed or 0
+  seed = tf.stack([tf.constant(graph_seed % (2**31 - 1), tf.int64),
+                   tf.cast(step, tf.int64)])
+  return tf.argsort(tf.random.stateless_uniform([n], seed=seed))
+
+
 def _update_memory_banks(banks, prototypes, prototype_classes, after):
   """FIFO push of this batch's prototypes, run after `after` is computed.
 
@@ -202,7 +219,7 @@ def _update_memory_banks(banks, prototypes, prototype_classes, after):
     num_prototypes = tf.shape(prototypes)[0]
     num_kept = tf.minimum(num_prototypes, capacity)
     # A random subset when the batch has more segments than the bank holds.
-    order = tf.random.shuffle(tf.range(num_prototypes))[:num_kept]
+    order = _shuffled_range(num_prototypes)[:num_kept]
     pad = capacity - num_kept
     new_prototypes = tf.reshape(
         tf.pad(tf.gather(tf.stop_gradient(prototypes), order),

@@ -1,0 +1,197 @@
+"""Command-line flags, each declared once, in groups the scripts combine.
+
+Names, types and defaults are the original release's; the flags that are
+new here (--model, --backbone, --backbone_variant, --width_multiplier,
+--num_gpu for the single-tower scripts, ...) say so in their help.
+"""
+import argparse
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _int_pair(text):
+  """Parses 'H,W' into (H, W)."""
+  try:
+    values = tuple(int(v) for v in text.split(','))
+  except ValueError:
+    values = ()
+  if len(values) != 2 or min(values) <= 0:
+    raise argparse.ArgumentTypeError(
+        'expected two positive integers "H,W", got %r' % (text,))
+  return values
+
+
+def _positive_int(text):
+  value = int(text)
+  if value <= 0:
+    raise argparse.ArgumentTypeError('expected a positive integer, got %r'
+                                     % (text,))
+  return value
+
+
+def _positive_float(text):
+  value = float(text)
+  if value <= 0:
+    raise argparse.ArgumentTypeError('expected a positive number, got %r'
+                                     % (text,))
+  return value
+
+
+def _float_list(text):
+  try:
+    return [float(v) for v in text.split(',') if v]
+  except ValueError:
+    raise argparse.ArgumentTypeError('expected comma-separated numbers, got '
+                                     '%r' % (text,))
+
+
+def get_parser(description):
+  return argparse.ArgumentParser(
+      description=description,
+      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+
+
+def add_data_flags(parser, input_size='336,336', batch_size=1):
+  group = parser.add_argument_group('data')
+  group.add_argument('--batch_size', type=_positive_int, default=batch_size,
+                     help='Number of images in a batch.')
+  group.add_argument('--data_dir', type=str, default='',
+                     help='/path/to/dataset/ (list paths are relative to it).')
+  group.add_argument('--data_list', type=str, default='',
+                     help='/path/to/datalist/file.')
+  group.add_argument('--ignore_label', type=int, default=255,
+                     help='The index of the label to ignore.')
+  group.add_argument('--input_size', type=_int_pair, default=input_size,
+                     help='Comma-separated H,W of the network input.')
+  group.add_argument('--random_seed', type=int, default=1234,
+                     help='Random seed for reproducible results.')
+  return group
+
+
+def add_model_flags(parser):
+  """Model choice; --model/--backbone/--width_multiplier are new here."""
+  group = parser.add_argument_group('model')
+  group.add_argument('--model', type=str, default='pspnet',
+                     choices=['pspnet', 'deeplab'],
+                     help='Head on the backbone (new here).')
+  group.add_argument('--backbone', type=str, default='resnet_v1_101',
+                     choices=['resnet_v1_101', 'resnet_v1_50'],
+                     help='Backbone (new here).')
+  group.add_argument('--backbone_variant', type=str, default='original',
+                     choices=['original', 'slim'],
+                     help="Backbone numerics (new here): 'original' = the "
+                          "original release's pool1 padding and BN epsilon "
+                          "1e-3 (its released checkpoints); 'slim' = "
+                          "TF-Slim's (the ImageNet checkpoint).")
+  group.add_argument('--width_multiplier', type=_positive_float, default=1.0,
+                     help='Scales every conv width (new here; <1 for small '
+                          'CPU models, variable names unchanged).')
+  group.add_argument('--num_classes', type=int, default=21,
+                     help='Number of classes to predict.')
+  group.add_argument('--is_training', action='store_true',
+                     help='Whether to updates weights.')
+  group.add_argument('--use_global_status', action='store_true',
+                     help='Use the moving mean and variance in batch norm '
+                          'instead of batch statistics.')
+  group.add_argument('--restore_from', type=str, default='',
+                     help='Checkpoint (file prefix or folder) to restore '
+                          'model parameters from.')
+  return group
+
+
+def add_segsort_flags(parser):
+  group = parser.add_argument_group('segsort')
+  group.add_argument('--embedding_dim', type=_positive_int, default=32,
+                     help='Dimension of the feature embeddings.')
+  group.add_argument('--concentration', type=_positive_float, default=10.0,
+                     help='Concentration of the vMF distribution.')
+  group.add_argument('--num_clusters', type=_positive_int, default=5,
+                     help='Number of kmeans clusters along each axis.')
+  group.add_argument('--kmeans_iterations', type=_positive_int, default=10,
+                     help='Number of kmeans iterations.')
+  group.add_argument('--num_banks', type=int, default=2,
+                     help='Number of memory banks for prototypes.')
+  return group
+
+
+def add_training_flags(parser, num_gpu=1):
+  group = parser.add_argument_group('training')
+  group.add_argument('--learning_rate', type=_positive_float, default=1e-3,
+                     help='Base learning rate.')
+  group.add_argument('--power', type=float, default=0.9,
+                     help='Decay for poly learning rate policy.')
+  group.add_argument('--momentum', type=float, default=0.9,
+                     help='Momentum component of the optimiser.')
+  group.add_argument('--weight_decay', type=float, default=5e-4,
+                     help='Regularization hyperparameter for L2-loss.')
+  group.add_argument('--num_steps', type=_positive_int, default=20000,
+                     help='Number of training steps.')
+  group.add_argument('--iter_size', type=_positive_int, default=10,
+                     help='Number of batches whose gradients are accumulated '
+                          'into one update.')
+  group.add_argument('--random_mirror', action='store_true',
+                     help='Whether to randomly mirror the inputs.')
+  group.add_argument('--random_crop', action='store_true',
+                     help='Whether to randomly crop the inputs.')
+  group.add_argument('--random_scale', action='store_true',
+                     help='Whether to randomly scale the inputs.')
+  group.add_argument('--save_pred_every', type=_positive_int, default=10000,
+                     help='Save a checkpoint every this many steps.')
+  group.add_argument('--update_tb_every', type=_positive_int, default=20,
+                     help='Update TensorBoard summaries every this many '
+                          'steps.')
+  group.add_argument('--snapshot_dir', type=str, default='',
+                     help='Where to save snapshots of the model.')
+  group.add_argument('--not_restore_classifier', action='store_true',
+                     help='Whether to not restore classifier layers.')
+  group.add_argument('--num_gpu', type=_positive_int, default=num_gpu,
+                     help='Number of towers (GPUs; CPU devices when no GPU '
+                          'is present).')
+  return group
+
+
+def add_inference_flags(parser):
+  group = parser.add_argument_group('inference')
+  group.add_argument('--strides', type=_int_pair, default='320,320',
+                     help='Comma-separated H,W strides of the sliding window.')
+  group.add_argument('--colormap', type=str, default='',
+                     help='Colormap (.mat or .npy); VOC colours by default.')
+  group.add_argument('--save_dir', type=str, default='',
+                     help='/path/to/save/predictions.')
+  group.add_argument('--flip_aug', action='store_true',
+                     help='Add horizontally flipped inputs.')
+  group.add_argument('--scale_aug', action='store_true',
+                     help='Add scales 0.5, 0.75, 1, 1.25, 1.5, 1.75.')
+  group.add_argument('--scales', type=_float_list, default=None,
+                     help='Explicit scales, overriding --scale_aug (new '
+                          'here).')
+  group.add_argument('--num_gpu', type=_positive_int, default=1,
+                     help='Number of devices (kept for compatibility; '
+                          'inference runs one image at a time).')
+  return group
+
+
+def add_knn_flags(parser):
+  group = parser.add_argument_group('knn')
+  group.add_argument('--k_in_nearest_neighbors', type=_positive_int,
+                     default=15, help='K in k nearest neighbours.')
+  group.add_argument('--prototype_dir', type=str, default='',
+                     help='/path/to/prototype/folder (holding '
+                          'prototype_features.npy, prototype_labels.npy).')
+  return group
+
+
+def parse(parser, argv=None):
+  """Parses argv and checks the paths every script needs."""
+  args = parser.parse_args(argv)
+  if getattr(args, 'data_list', None) is not None and not args.data_list:
+    parser.error('--data_list is required')
+  return args
+
+
+def fail(message, code=1):
+  """Prints a one-line error (no stack trace) and exits."""
+  sys.stderr.write('error: %s\n' % message)
+  sys.exit(code)
