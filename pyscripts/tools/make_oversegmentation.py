@@ -1,0 +1,155 @@
+"""Writes OWT-UCM-style oversegmentation masks (hed/NAME.png) for a data list.
+
+Unsupervised SegSort trains on oversegmentation regions. The original masks
+came from HED contours and MATLAB OWT-UCM; this tool makes them in Python
+(utils/oversegmentation.py): contour strength (from --contour_dir PNGs, or a
+built-in multi-scale colour-gradient detector), watershed regions, an
+ultrametric contour map, thresholded at --threshold.
+
+  python pyscripts/tools/make_oversegmentation.py \
+      --data_dir /data/VOCdevkit --data_list dataset/voc12/train+.txt
+
+Masks are grayscale uint8 PNGs of segment ids 0..N-1 (N <= 255), numbered in
+raster order, at the path the training reader expects (third list column,
+else LABEL with 'segcls' -> 'hed', else IMAGE with 'JPEGImages' -> 'hed').
+"""
+import argparse
+import functools
+import multiprocessing
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+if ROOT not in sys.path:
+  sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from utils import oversegmentation  # noqa: E402
+
+
+def get_arguments(argv=None):
+  """Parses the command line."""
+  parser = argparse.ArgumentParser(
+      description='OWT-UCM-style oversegmentation masks for a data list.')
+  parser.add_argument('--data_dir', type=str, required=True,
+                      help='Folder the list paths are relative to.')
+  parser.add_argument('--data_list', type=str, required=True,
+                      help='Lines "IMAGE [LABEL [OVERSEG]]".')
+  parser.add_argument('--contour_dir', type=str, default=None,
+                      help='Optional folder of contour/HED probability PNGs '
+                           'NAME.png (0..255 = strength), same size as the '
+                           'images; default: contours from the image.')
+  parser.add_argument('--threshold', type=float,
+                      default=oversegmentation.DEFAULT_THRESHOLD,
+                      help='UCM level in [0, 1] (the contour scale); '
+                           'boundaries at or above it are kept. Higher '
+                           'means fewer segments.')
+  parser.add_argument('--max_segments', type=int,
+                      default=oversegmentation.MAX_SEGMENTS,
+                      help='At most this many segments per image (1..255; '
+                           '255 is the padding value).')
+  parser.add_argument('--min_size', type=int,
+                      default=oversegmentation.DEFAULT_MIN_SIZE,
+                      help='Regions with fewer pixels are merged into a '
+                           'neighbour.')
+  parser.add_argument('--num_workers', type=int,
+                      default=multiprocessing.cpu_count(),
+                      help='Parallel worker processes.')
+  parser.add_argument('--save_ucm', action='store_true',
+                      help='Also write the UCM as a 16-bit PNG to the mask '
+                           'folder + "_ucm" (hed_ucm/NAME.png), levels * '
+                           '%d.' % oversegmentation.UCM_PNG_SCALE)
+  parser.add_argument('--overwrite', action='store_true',
+                      help='Recompute masks that already exist.')
+  args = parser.parse_args(argv)
+  if not 0.0 <= args.threshold <= 1.0:
+    parser.error('--threshold must be in [0, 1], got %r' % args.threshold)
+  if not 1 <= args.max_segments <= oversegmentation.MAX_SEGMENTS:
+    parser.error('--max_segments must be in [1, %d], got %d'
+                 % (oversegmentation.MAX_SEGMENTS, args.max_segments))
+  if args.min_size < 0:
+    parser.error('--min_size must be >= 0, got %d' % args.min_size)
+  if args.num_workers < 1:
+    parser.error('--num_workers must be >= 1, got %d' % args.num_workers)
+  if not os.path.isdir(args.data_dir):
+    parser.error('--data_dir is not a folder: %s' % args.data_dir)
+  if args.contour_dir is not None and not os.path.isdir(args.contour_dir):
+    parser.error('--contour_dir is not a folder: %s' % args.contour_dir)
+  return args
+
+
+def _process(task, threshold, max_segments, min_size):
+  """Worker: one image; errors name the image."""
+  image_path, mask_path, contour_path, ucm_path = task
+  try:
+    return oversegmentation.make_oversegmentation_mask(
+        image_path, mask_path, contour_path, ucm_path, threshold=threshold,
+        max_segments=max_segments, min_size=min_size)
+  except Exception as e:
+    raise RuntimeError('%s: %s' % (image_path, e)) from e
+
+
+def main(argv=None):
+  args = get_arguments(argv)
+  try:
+    pairs = oversegmentation.read_oversegmentation_list(args.data_dir,
+                                                        args.data_list)
+  except (FileNotFoundError, ValueError) as e:
+    sys.exit('error: %s' % e)
+
+  tasks, skipped = [], 0
+  for image_path, mask_path in pairs:
+    ucm_path = (oversegmentation.get_ucm_path(mask_path) if args.save_ucm
+                else None)
+    if (not args.overwrite and os.path.exists(mask_path)
+        and (ucm_path is None or os.path.exists(ucm_path))):
+      skipped += 1
+      continue
+    contour_path = (oversegmentation.get_contour_path(args.contour_dir,
+                                                      image_path)
+                    if args.contour_dir else None)
+    tasks.append((image_path, mask_path, contour_path, ucm_path))
+
+  # Fail before hours of work if inputs are missing, naming them.
+  missing = [path for image_path, _, contour_path, _ in tasks
+             for path in (image_path, contour_path)
+             if path is not None and not os.path.isfile(path)]
+  if missing:
+    sys.exit('error: %d input file(s) not found, first: %s'
+             % (len(missing), ', '.join(missing[:5])))
+
+  print('%d images in %s: %d to do, %d already done'
+        % (len(pairs), args.data_list, len(tasks), skipped))
+  if not tasks:
+    return
+  work = functools.partial(_process, threshold=args.threshold,
+                           max_segments=args.max_segments,
+                           min_size=args.min_size)
+  counts = []
+  progress = tqdm(total=len(tasks), desc='oversegmentation', unit='img')
+  pool = (multiprocessing.Pool(min(args.num_workers, len(tasks)))
+          if args.num_workers > 1 and len(tasks) > 1 else None)
+  try:
+    results = pool.imap_unordered(work, tasks) if pool else map(work, tasks)
+    for count in results:
+      counts.append(count)
+      progress.update(1)
+      progress.set_postfix(mean_segments='%.1f' % np.mean(counts))
+  except RuntimeError as e:
+    if pool:
+      pool.terminate()
+    sys.exit('error: %s' % e)
+  finally:
+    progress.close()
+    if pool:
+      pool.close()
+      pool.join()
+  print('wrote %d masks; segments per image: min %d, median %d, max %d'
+        % (len(counts), min(counts), int(np.median(counts)), max(counts)))
+
+
+if __name__ == '__main__':
+  main()
