@@ -1,4 +1,4 @@
-"""Tests for utils/oversegmentation.py and pyscripts/tools/make_oversegmentation.py.
+"""Tests for utils/oversegmentation.py and the make_oversegmentation script.
 
 All images are generated here: Voronoi partitions into regions of distinct
 flat colours, plus Gaussian noise and a stripe texture on every other region,
@@ -116,7 +116,7 @@ def test_contour_strength_range_uniform_and_noise():
 
 
 def test_surround_suppresses_texture_more_than_an_isolated_edge():
-  yy, xx = np.mgrid[:64, :96]
+  xx = np.mgrid[:64, :96][1]
   image = np.full((64, 96, 3), 100.0)
   image[:, :40] += 40 * (((xx[:, :40] // 2) % 2) * 2 - 1)[..., None]  # Stripes.
   image[:, 70:] = 180  # One step edge at x = 70 in a flat area.
@@ -354,7 +354,8 @@ def test_save_png_atomically_round_trip(tmp_path):
     np.testing.assert_array_equal(np.asarray(image), levels)
   assert sorted(os.listdir(tmp_path / 'a')) == ['ids.png']  # No temp files.
   with pytest.raises(ValueError, match='bad.png'):
-    ovs.save_png_atomically(np.zeros((2, 2), np.int32), str(tmp_path / 'bad.png'))
+    ovs.save_png_atomically(np.zeros((2, 2), np.int32),
+                            str(tmp_path / 'bad.png'))
 
 
 # ------------------------------------------------------------------ script
@@ -456,3 +457,23 @@ def test_script_errors_name_the_missing_file(tmp_path):
                        '--max_segments', '300')
   assert result.returncode != 0 and '--max_segments' in result.stderr
   assert not os.path.exists(os.path.join(root, 'V', 'hed'))
+
+
+def test_script_worker_error_names_the_file(tmp_path):
+  root = str(tmp_path)
+  truths = _write_dataset(root, num_images=2)
+  contour_dir = tmp_path / 'contours'
+  contour_dir.mkdir()
+  Image.fromarray(_contour_from_truth(truths['img0'])).save(
+      str(contour_dir / 'img0.png'))
+  Image.fromarray(np.zeros((10, 10), np.uint8)).save(
+      str(contour_dir / 'img1.png'))  # Wrong size.
+  data_list = tmp_path / 'list.txt'
+  data_list.write_text(''.join('V/JPEGImages/%s.png V/segcls/%s.png\n'
+                               % (n, n) for n in truths))
+  result = _run_script('--data_dir', root, '--data_list', str(data_list),
+                       '--contour_dir', str(contour_dir),
+                       '--num_workers', '2')
+  assert result.returncode != 0
+  assert os.path.join('contours', 'img1.png') in result.stderr
+  assert not os.path.exists(os.path.join(root, 'V', 'hed', 'img1.png'))

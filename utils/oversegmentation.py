@@ -54,8 +54,8 @@ DEFAULT_SURROUND_WEIGHT = 1.0
 # hierarchy can still keep) them instead of flooding a flat zero plateau.
 DEFAULT_SURROUND_FLOOR = 0.1
 # Strength 1 = the 95th percentile of the suppressed contrast; on CamVid
-# photos this is 6-13 Lab units and puts tens to ~150 segments at the default
-# threshold 0.5.
+# photos this is 6-13 Lab units, and the default threshold 0.5 gives 55-160
+# segments per 480x360 image (median ~100, 41 train images).
 DEFAULT_PERCENTILE = 95.0
 # The normaliser is clamped to [MIN, MAX] contrast, in Lab units (about
 # CIE76 delta E, after suppression). The floor: mild sensor or JPEG noise
@@ -268,7 +268,12 @@ class _RegionGraph(object):
     return root
 
   def merge(self, a, b):
-    """Merges region b into region a (both roots); returns the merged root."""
+    """Merges two adjacent roots a and b.
+
+    Returns:
+      (root, edge): the surviving root and the removed edge between them
+      ([sum, count, initial boundary ids]).
+    """
     # Keep the region with more neighbours, so dict updates stay cheap.
     if len(self.adjacency[a]) < len(self.adjacency[b]):
       a, b = b, a
@@ -306,9 +311,6 @@ class _RegionGraph(object):
       if edge is not None and edge[0] / edge[1] == level:
         return level, a, b
     return None
-
-  def push(self, level, a, b):
-    heapq.heappush(self.heap, (level, a, b))
 
   def weakest_neighbour(self, a):
     """The neighbour of root a sharing its weakest boundary, or None."""

@@ -92,6 +92,19 @@ def _process(task, threshold, max_segments, min_size):
     raise RuntimeError('%s: %s' % (image_path, e)) from e
 
 
+def _run(work, tasks, num_workers):
+  """Yields work(task) for every task, in a process pool if num_workers > 1.
+
+  Leaving early (an error, Ctrl-C) closes the generator, and the pool's
+  context manager terminates the workers.
+  """
+  if num_workers > 1 and len(tasks) > 1:
+    with multiprocessing.Pool(min(num_workers, len(tasks))) as pool:
+      yield from pool.imap_unordered(work, tasks)
+  else:
+    yield from map(work, tasks)
+
+
 def main(argv=None):
   args = get_arguments(argv)
   try:
@@ -129,24 +142,12 @@ def main(argv=None):
                            max_segments=args.max_segments,
                            min_size=args.min_size)
   counts = []
-  progress = tqdm(total=len(tasks), desc='oversegmentation', unit='img')
-  pool = (multiprocessing.Pool(min(args.num_workers, len(tasks)))
-          if args.num_workers > 1 and len(tasks) > 1 else None)
   try:
-    results = pool.imap_unordered(work, tasks) if pool else map(work, tasks)
-    for count in results:
+    for count in tqdm(_run(work, tasks, args.num_workers), total=len(tasks),
+                      desc='oversegmentation', unit='img'):
       counts.append(count)
-      progress.update(1)
-      progress.set_postfix(mean_segments='%.1f' % np.mean(counts))
   except RuntimeError as e:
-    if pool:
-      pool.terminate()
     sys.exit('error: %s' % e)
-  finally:
-    progress.close()
-    if pool:
-      pool.close()
-      pool.join()
   print('wrote %d masks; segments per image: min %d, median %d, max %d'
         % (len(counts), min(counts), int(np.median(counts)), max(counts)))
 
