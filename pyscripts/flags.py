@@ -195,3 +195,13 @@ def fail(message, code=1):
   """Prints a one-line error (no stack trace) and exits."""
   sys.stderr.write('error: %s\n' % message)
   sys.exit(code)
+
+
+def add_prediction_flags(parser):
+  """Inference options new here (not in the original release)."""
+  group = parser.add_argument_group('prediction')
+  group.add_argument('--knn_chunk_size', type=int, default=65536,
+                     help='Training prototypes compared per chunk in the kNN '
+                          'search, bounding its memory (new here; 0 = the '
+                          'whole bank at once).')
+  return group

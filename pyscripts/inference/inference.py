@@ -1,0 +1,66 @@
+"""Inference of the pixel-wise softmax baseline (train.py), single or multi-scale.
+
+Without --scale_aug, --scales or --flip_aug: the argmax of the logits over
+the sliding window (--input_size, --strides; logits averaged where windows
+overlap). With them: for every scale (0.5 ... 1.75 with --scale_aug, or
+--scales) and, with --flip_aug, its mirror, the softmax probabilities are
+resized to the image, flipped back and summed; argmax. Writes
+SAVE_DIR/gray/NAME.png and SAVE_DIR/color/NAME.png.
+
+  python pyscripts/inference/inference.py \
+    --data_dir VOCdevkit/ --data_list dataset/voc12/val.txt \
+    --input_size 720,720 --strides 320,320 --num_classes 21 \
+    --restore_from snapshots/voc12/softmax/model.ckpt-30000 \
+    --save_dir snapshots/voc12/softmax/results/val
+
+The network always runs in inference mode (--is_training and
+--use_global_status are accepted and ignored).
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))
+
+from tqdm import tqdm  # noqa: E402
+
+from pyscripts import flags  # noqa: E402
+from seg_models import inference_main  # noqa: E402
+from seg_models import predictor  # noqa: E402
+
+
+def get_arguments(argv=None):
+  parser = flags.get_parser(__doc__)
+  flags.add_data_flags(parser, input_size='720,720')
+  flags.add_model_flags(parser)
+  flags.add_inference_flags(parser)
+  return flags.parse(parser, argv)
+
+
+def infer(args):
+  """Predicts and saves every image of the list; returns the names."""
+  save_dir = inference_main.require_save_dir(args)
+  colormap = inference_main.get_colormap(args.colormap)
+  multiscale = bool(args.scale_aug or args.scales or args.flip_aug)
+  scales = predictor.get_scales(args.scale_aug, args.scales)
+  entries = inference_main.get_entries(args)
+  inference_main.make_output_dirs(save_dir)
+  opts = predictor.PredictorOptions.from_args(args)
+  with predictor.SoftmaxPredictor(opts) as model:
+    tqdm.write('Restored model parameters from %s' % model.checkpoint)
+    for entry in tqdm(entries, desc='inference', unit='image'):
+      image = inference_main.load_image(entry)
+      if multiscale:
+        labels = model.predict_multiscale(image, scales, args.flip_aug)
+      else:
+        labels = model.predict(image)
+      predictor.save_prediction(save_dir, entry.name, labels, colormap)
+  return [entry.name for entry in entries]
+
+
+def main(argv=None):
+  return inference_main.run(infer, get_arguments(argv))
+
+
+if __name__ == '__main__':
+  main()

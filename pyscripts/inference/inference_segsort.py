@@ -1,0 +1,70 @@
+"""Single-scale SegSort inference: kNN labels for the segments of every image.
+
+The image is zero-padded to --input_size (720,720 as the original's scripts;
+larger images go through the sliding window with --strides), embedded,
+clustered by k-means (with location) from the grid start; every cluster
+takes the majority class of its --k_in_nearest_neighbors nearest training
+prototypes (--prototype_dir, from extract_prototypes.py). Writes
+SAVE_DIR/gray/NAME.png (class ids) and SAVE_DIR/color/NAME.png (VOC colours,
+or --colormap).
+
+  python pyscripts/inference/inference_segsort.py \
+    --data_dir VOCdevkit/ --data_list dataset/voc12/val.txt \
+    --input_size 720,720 --strides 320,320 \
+    --restore_from SNAPSHOT_DIR/stage1/model.ckpt-30000 \
+    --num_classes 21 --embedding_dim 32 --num_clusters 5 \
+    --kmeans_iterations 10 --k_in_nearest_neighbors 15 \
+    --save_dir SNAPSHOT_DIR/stage1/results/val \
+    --prototype_dir SNAPSHOT_DIR/stage1/results/train+/prototypes
+
+The network always runs in inference mode (--is_training and
+--use_global_status are accepted and ignored).
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))
+
+from tqdm import tqdm  # noqa: E402
+
+from pyscripts import flags  # noqa: E402
+from seg_models import inference_main  # noqa: E402
+from seg_models import predictor  # noqa: E402
+
+
+def get_arguments(argv=None):
+  parser = flags.get_parser(__doc__)
+  flags.add_data_flags(parser, input_size='720,720')
+  flags.add_model_flags(parser)
+  flags.add_segsort_flags(parser)
+  flags.add_inference_flags(parser)
+  flags.add_knn_flags(parser)
+  flags.add_prediction_flags(parser)
+  return flags.parse(parser, argv)
+
+
+def infer(args):
+  """Predicts and saves every image of the list; returns the names."""
+  inference_main.reject_multiscale_flags(args, 'inference_segsort.py')
+  save_dir = inference_main.require_save_dir(args)
+  colormap = inference_main.get_colormap(args.colormap)
+  entries = inference_main.get_entries(args)
+  prototypes = predictor.load_prototypes(
+      args.prototype_dir, args.embedding_dim, args.num_classes)
+  inference_main.make_output_dirs(save_dir)
+  opts = predictor.PredictorOptions.from_args(args)
+  with predictor.SegSortPredictor(opts, prototypes) as model:
+    tqdm.write('Restored model parameters from %s' % model.checkpoint)
+    for entry in tqdm(entries, desc='inference', unit='image'):
+      labels = model.predict(inference_main.load_image(entry))
+      predictor.save_prediction(save_dir, entry.name, labels, colormap)
+  return [entry.name for entry in entries]
+
+
+def main(argv=None):
+  return inference_main.run(infer, get_arguments(argv))
+
+
+if __name__ == '__main__':
+  main()

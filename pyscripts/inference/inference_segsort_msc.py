@@ -1,0 +1,72 @@
+"""Multi-scale SegSort inference: kNN votes summed over scales and flips.
+
+With --scale_aug the image is resized by 0.5, 0.75, 1, 1.25, 1.5 and 1.75
+(--scales overrides the list), with --flip_aug each is also mirrored. Every
+view goes through the sliding window (--input_size, --strides); every
+window is clustered by k-means on its own and each of its pixels receives
+the class votes of its cluster's --k_in_nearest_neighbors nearest training
+prototypes. The votes are resized to the image, flipped back and summed; the
+label is their argmax. Writes SAVE_DIR/gray/NAME.png and
+SAVE_DIR/color/NAME.png.
+
+  python pyscripts/inference/inference_segsort_msc.py \
+    --data_dir VOCdevkit/ --data_list dataset/voc12/val.txt \
+    --input_size 480,480 --strides 320,320 --flip_aug --scale_aug \
+    --restore_from SNAPSHOT_DIR/stage2/model.ckpt-30000 \
+    --num_classes 21 --embedding_dim 32 --num_clusters 5 \
+    --kmeans_iterations 10 --k_in_nearest_neighbors 15 \
+    --save_dir SNAPSHOT_DIR/stage2/results/val \
+    --prototype_dir SNAPSHOT_DIR/stage2/results/train/prototypes
+
+The network always runs in inference mode (--is_training and
+--use_global_status are accepted and ignored).
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))
+
+from tqdm import tqdm  # noqa: E402
+
+from pyscripts import flags  # noqa: E402
+from seg_models import inference_main  # noqa: E402
+from seg_models import predictor  # noqa: E402
+
+
+def get_arguments(argv=None):
+  parser = flags.get_parser(__doc__)
+  flags.add_data_flags(parser, input_size='480,480')
+  flags.add_model_flags(parser)
+  flags.add_segsort_flags(parser)
+  flags.add_inference_flags(parser)
+  flags.add_knn_flags(parser)
+  flags.add_prediction_flags(parser)
+  return flags.parse(parser, argv)
+
+
+def infer(args):
+  """Predicts and saves every image of the list; returns the names."""
+  save_dir = inference_main.require_save_dir(args)
+  colormap = inference_main.get_colormap(args.colormap)
+  scales = predictor.get_scales(args.scale_aug, args.scales)
+  entries = inference_main.get_entries(args)
+  prototypes = predictor.load_prototypes(
+      args.prototype_dir, args.embedding_dim, args.num_classes)
+  inference_main.make_output_dirs(save_dir)
+  opts = predictor.PredictorOptions.from_args(args)
+  with predictor.SegSortPredictor(opts, prototypes) as model:
+    tqdm.write('Restored model parameters from %s' % model.checkpoint)
+    for entry in tqdm(entries, desc='inference (msc)', unit='image'):
+      labels = model.predict_multiscale(inference_main.load_image(entry),
+                                        scales, args.flip_aug)
+      predictor.save_prediction(save_dir, entry.name, labels, colormap)
+  return [entry.name for entry in entries]
+
+
+def main(argv=None):
+  return inference_main.run(infer, get_arguments(argv))
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,92 @@
+"""What every inference script does around its loop: inputs, outputs, errors.
+
+Errors a user can fix (a missing file, a bad flag, a checkpoint that does not
+fit the model) end the script with one `error: ...` message naming the file
+or flag, not a stack trace.
+"""
+import os
+import sys
+
+import numpy as np
+
+from seg_models import checkpoints
+from seg_models import image_reader
+from seg_models import predictor
+from utils import general
+
+# Errors reported without a stack trace.
+USER_ERRORS = (image_reader.DataListError, checkpoints.RestoreError,
+               predictor.PredictorError, FileNotFoundError)
+
+
+def run(script_fn, args):
+  """Calls script_fn(args); exits with a one-line message on a user error."""
+  try:
+    return script_fn(args)
+  except USER_ERRORS as e:
+    sys.stderr.write('error: %s\n' % e)
+    sys.exit(1)
+  except KeyboardInterrupt:
+    sys.exit(130)
+
+
+def reject_multiscale_flags(args, script):
+  """Single-scale scripts refuse --flip_aug / --scale_aug / --scales."""
+  for flag in ('flip_aug', 'scale_aug', 'scales'):
+    if getattr(args, flag, None):
+      raise predictor.PredictorError(
+          '--%s is a multi-scale option: %s is single scale (use '
+          'inference_segsort_msc.py or inference.py)' % (flag, script))
+
+
+def get_entries(args, need_label=False):
+  """The data list's entries, every file checked up front."""
+  if not args.data_list:
+    raise predictor.PredictorError('--data_list is required')
+  entries = image_reader.read_data_list(args.data_dir, args.data_list)
+  image_reader.check_files(entries, need_label=need_label,
+                           data_list=args.data_list)
+  return entries
+
+
+def require_save_dir(args):
+  if not args.save_dir:
+    raise predictor.PredictorError('--save_dir is required')
+  return args.save_dir
+
+
+def make_output_dirs(save_dir):
+  """Creates SAVE_DIR/gray and SAVE_DIR/color."""
+  for sub in (predictor.GRAY_SUBDIR, predictor.COLOR_SUBDIR):
+    os.makedirs(os.path.join(save_dir, sub), exist_ok=True)
+
+
+def get_colormap(path):
+  """utils.general.get_colormap with errors naming --colormap."""
+  try:
+    return general.get_colormap(path)
+  except (OSError, ValueError) as e:
+    raise predictor.PredictorError('--colormap: %s' % e) from e
+
+
+def load_image(entry):
+  """The entry's image, float32 [H, W, 3] minus the mean."""
+  try:
+    return image_reader.load_image(entry.image)
+  except (OSError, ValueError) as e:
+    raise predictor.PredictorError(str(e)) from e
+
+
+def load_label(entry, num_classes, ignore_label):
+  """The entry's label [H, W]; ids outside [0, C) other than ignore fail."""
+  try:
+    label = image_reader.load_label(entry.label)
+  except (OSError, ValueError) as e:
+    raise predictor.PredictorError(str(e)) from e
+  bad = (label != ignore_label) & ((label < 0) | (label >= num_classes))
+  if bad.any():
+    raise predictor.PredictorError(
+        'label %s has class ids %s outside [0, %d) (--num_classes) that are '
+        'not --ignore_label %d' % (entry.label, np.unique(label[bad])[:10]
+                                   .tolist(), num_classes, ignore_label))
+  return label
