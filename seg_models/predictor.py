@@ -357,8 +357,12 @@ def save_prototypes(prototype_dir, features, labels, index=None):
   labels = np.asarray(labels, dtype=np.int32)
   paths = [os.path.join(prototype_dir, PROTOTYPE_FEATURES),
            os.path.join(prototype_dir, PROTOTYPE_LABELS)]
+  index_path = os.path.join(prototype_dir, PROTOTYPE_INDEX)
   if index is not None:
-    paths.append(os.path.join(prototype_dir, PROTOTYPE_INDEX))
+    paths.append(index_path)
+  elif os.path.isfile(index_path):
+    # An index of an earlier set would not describe the new files.
+    os.remove(index_path)
   with general.atomic_files(paths) as tmp_paths:
     with open(tmp_paths[0], 'wb') as f:
       np.save(f, features, allow_pickle=False)
@@ -598,6 +602,9 @@ class Predictor(object):
     if not options.restore_from and not allow_random_weights:
       raise PredictorError('--restore_from is required (a checkpoint prefix '
                            'or a snapshot folder)')
+    if options.restore_from:
+      # Fails before the (slow) graph building when there is no checkpoint.
+      checkpoints.resolve_checkpoint(options.restore_from)
     self.graph = tf.Graph()
     with self.graph.as_default():
       self._window = tf.placeholder(

@@ -1,4 +1,4 @@
-"""Inference of the pixel-wise softmax baseline (train.py), single or multi-scale.
+"""Inference of the pixel-wise softmax baseline (train.py), one or many scales.
 
 Without --scale_aug, --scales or --flip_aug: the argmax of the logits over
 the sliding window (--input_size, --strides; logits averaged where windows
