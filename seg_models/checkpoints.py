@@ -102,21 +102,38 @@ def check_variables(checkpoint, var_list):
   raise RestoreError('\n'.join(lines))
 
 
-def restore_variables(sess, path, var_list, skip_head=False):
-  """Restores var_list (minus head variables if skip_head) from path.
+def get_restorer(path, var_list, skip_head=False):
+  """Checks path against var_list and returns what restores it.
+
+  Builds the Saver now, so that the graph can be finalised before the
+  session restores.
 
   Args:
-    sess: the session.
     path: a checkpoint prefix or a folder (latest checkpoint).
     var_list: variables to restore.
     skip_head: leave the head (block5) variables as initialised.
 
   Returns:
-    (checkpoint prefix used, list of restored variables).
+    (checkpoint prefix, restored variables, fn(sess) that restores).
   """
   checkpoint = resolve_checkpoint(path)
   if skip_head:
     var_list = [v for v in var_list if not common.is_head_variable(v)]
   check_variables(checkpoint, var_list)
-  tf.train.Saver(var_list=var_list).restore(sess, checkpoint)
+  saver = tf.train.Saver(var_list=var_list)
+  return checkpoint, var_list, lambda sess: saver.restore(sess, checkpoint)
+
+
+def restore_variables(sess, path, var_list, skip_head=False):
+  """Restores var_list (minus head variables if skip_head) from path.
+
+  Args:
+    sess: the session.
+    path, var_list, skip_head: see get_restorer.
+
+  Returns:
+    (checkpoint prefix used, list of restored variables).
+  """
+  checkpoint, var_list, restore = get_restorer(path, var_list, skip_head)
+  restore(sess)
   return checkpoint, var_list

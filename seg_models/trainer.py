@@ -238,6 +238,7 @@ def build_train_graph(opts, loss_type, start_step=0):
                                  opts.width_multiplier, opts.backbone_variant)
   num_outputs = opts.num_classes if loss_type == LOSS_SOFTMAX else (
       opts.embedding_dim)
+  variables_before = set(tf.global_variables())
   if opts.num_gpu > 1:
     devices = towers.get_tower_devices(opts.num_gpu)
     parts = towers.split_batch({image_reader.IMAGE: images}, devices)
@@ -250,9 +251,10 @@ def build_train_graph(opts, loss_type, start_step=0):
     devices = [None]
     output = model_fn(images, num_outputs, opts.is_training,
                       opts.use_global_status)
-  # The model's variables (what --restore_from restores), taken before the
-  # optimiser and the memory banks add theirs.
-  model_variables = tf.global_variables()
+  # The model's variables (what --restore_from restores): not the global
+  # step, the optimiser's slots or the memory banks.
+  model_variables = [v for v in tf.global_variables()
+                     if v not in variables_before]
 
   labels = None
   with tf.device(devices[0]), tf.name_scope('loss'):
@@ -339,7 +341,7 @@ def _save(saver, sess, snapshot_dir, step):
                     global_step=step, write_meta_graph=False)
 
 
-def train(opts, loss_type, config_args=None):
+def train(opts, loss_type, config_args=None, step_callback=None):
   """Trains to opts.num_steps, resuming from SNAPSHOT_DIR when possible.
 
   Args:
@@ -347,6 +349,8 @@ def train(opts, loss_type, config_args=None):
     loss_type: one of LOSS_TYPES.
     config_args: what to write to SNAPSHOT_DIR/config (the parsed flags);
       defaults to opts.
+    step_callback: optional fn(step, loss) called after every update (a
+      KeyboardInterrupt raised there is handled as Ctrl-C).
 
   Returns:
     A dict: {'step': last step, 'loss': last loss, 'checkpoint': path,
@@ -367,6 +371,11 @@ def train(opts, loss_type, config_args=None):
                 tf.local_variables_initializer()]
     writer = tf.summary.FileWriter(opts.snapshot_dir, graph=graph)
     config = towers.session_config(g.num_devices if g.cpu_towers else 1)
+    restorer = None
+    if not resume and opts.restore_from:
+      restorer = checkpoints.get_restorer(
+          opts.restore_from, g.model_variables,
+          skip_head=opts.not_restore_classifier)
     graph.finalize()
 
   with tf.Session(graph=graph, config=config) as sess:
@@ -375,10 +384,9 @@ def train(opts, loss_type, config_args=None):
       checkpoint = tf.train.latest_checkpoint(opts.snapshot_dir)
       saver.restore(sess, checkpoint)
       tqdm.write('Resumed from %s' % checkpoint)
-    elif opts.restore_from:
-      checkpoint, _ = checkpoints.restore_variables(
-          sess, opts.restore_from, g.model_variables,
-          skip_head=opts.not_restore_classifier)
+    elif restorer is not None:
+      checkpoint, _, restore = restorer
+      restore(sess)
       tqdm.write('Restored model parameters from %s' % checkpoint)
     step = int(sess.run(g.global_step))
     last = dict(step=step, loss=float('nan'), checkpoint=None, seconds=0.0)
@@ -415,6 +423,8 @@ def train(opts, loss_type, config_args=None):
                               % (loss, step, opts.snapshot_dir))
         if step % opts.save_pred_every == 0 or step == opts.num_steps:
           last['checkpoint'] = _save(saver, sess, opts.snapshot_dir, step)
+        if step_callback is not None:
+          step_callback(step, loss)
     except KeyboardInterrupt:
       pbar.close()
       step = int(sess.run(g.global_step))

@@ -34,6 +34,13 @@ def reference_dir():
   return REFERENCE_DIR
 
 
+@pytest.fixture(scope='session')
+def tiny_dataset(tmp_path_factory):
+  """A 48x64 synthetic dataset (8 train, 4 val) with segcls/ and hed/."""
+  from tests import tiny_data
+  return tiny_data.write_dataset(str(tmp_path_factory.mktemp('tiny_data')))
+
+
 # Briefly trained tiny models for the inference tests. ResNet-50 has the
 # same variable names as ResNet-101 and builds its graph twice as fast.
 TINY_INFERENCE_BACKBONE = 'resnet_v1_50'

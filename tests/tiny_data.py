@@ -1,0 +1,67 @@
+"""Tiny datasets and models written by the tests themselves.
+
+The images come from the project's synthetic generator
+(pyscripts/tools/make_synthetic_dataset.py) at 48x64 pixels; the
+oversegmentation masks are the connected regions of the labels split into
+quadrants, so that unsupervised training has segments without running the
+oversegmentation tool.
+"""
+import os
+
+import numpy as np
+from PIL import Image
+
+from pyscripts.tools import make_synthetic_dataset
+
+NUM_CLASSES = 4
+HEIGHT, WIDTH = 48, 64
+# Small enough for CPU tests, same graph and variable names as the full one.
+WIDTH_MULTIPLIER = 1.0 / 16
+EMBEDDING_DIM = 8
+
+
+def write_dataset(root, num_train=8, num_val=4, seed=0):
+  """Writes a VOC-layout dataset with hed/ masks; returns the data_dir."""
+  make_synthetic_dataset.generate_dataset(
+      root, num_train=num_train, num_val=num_val, height=HEIGHT,
+      width=WIDTH, num_classes=NUM_CLASSES, seed=seed, show_progress=False)
+  os.makedirs(os.path.join(root, 'hed'), exist_ok=True)
+  for name in sorted(os.listdir(os.path.join(root, 'segcls'))):
+    label = np.array(Image.open(os.path.join(root, 'segcls', name)))
+    quadrant = ((np.arange(HEIGHT)[:, None] >= HEIGHT // 2) * 2 +
+                (np.arange(WIDTH)[None, :] >= WIDTH // 2))
+    regions = np.where(label == 255, 0, label.astype(np.int64) + 1)
+    mask = (regions * 4 + quadrant)
+    _, mask = np.unique(mask, return_inverse=True)
+    Image.fromarray(mask.reshape(HEIGHT, WIDTH).astype(np.uint8)).save(
+        os.path.join(root, 'hed', name))
+  return root
+
+
+SEGSORT_FLAGS = ('embedding_dim', 'num_clusters', 'kmeans_iterations',
+                 'num_banks', 'concentration')
+
+
+def train_args(data_dir, snapshot_dir, segsort=True, **overrides):
+  """Flags of a short CPU training run on a tiny dataset.
+
+  With segsort=False the SegSort flags are left out (train.py has none).
+  """
+  args = dict(data_dir=data_dir,
+              data_list=os.path.join(data_dir, 'train.txt'),
+              input_size='%d,%d' % (HEIGHT, WIDTH), batch_size=2,
+              num_classes=NUM_CLASSES, embedding_dim=EMBEDDING_DIM,
+              width_multiplier=WIDTH_MULTIPLIER, num_steps=4, iter_size=1,
+              learning_rate=1e-2, save_pred_every=2, update_tb_every=2,
+              snapshot_dir=snapshot_dir, num_clusters=2,
+              kmeans_iterations=3)
+  args.update(overrides)
+  if not segsort:
+    args = {k: v for k, v in args.items() if k not in SEGSORT_FLAGS}
+  argv = ['--is_training']
+  for key, value in args.items():
+    if value is True:
+      argv.append('--' + key)
+    elif value is not False and value is not None:
+      argv.extend(['--' + key, str(value)])
+  return argv
