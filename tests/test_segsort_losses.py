@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-import segsort_reference as ref
+from tests import segsort_reference as ref
 from network.segsort import train_utils
 
 N_CLUSTERS = 2      # 2 x 2 = 4 clusters per image
