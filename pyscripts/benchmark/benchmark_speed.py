@@ -1,0 +1,322 @@
+"""Speed and memory of SegSort against the pixel-wise softmax baseline.
+
+In ONE run, on the same machine and settings, measures and prints:
+
+1. Training step time of SegSort and of the softmax baseline with the same
+   network, batch and input: the trainer's real graph
+   (seg_models.trainer.build_train_graph, input pipeline included, one
+   batch per step), median over --steps steps after --warmup untimed ones;
+   their ratio; and the share of the SegSort step spent in k-means + loss.
+   That share is measured, not estimated from profiles: in the same graph
+   and session, seg_loss and its gradient w.r.t. the network's output (plus
+   the memory-bank update) are run with a cached batch and the cached
+   network output fed in, so that only k-means, prototypes, loss and the
+   loss's backward pass run; share = (that time) / (full step time), both
+   medians. The network's forward pass alone (same cached batch) is
+   reported too.
+2. Graph build time (graph + session + initialisation) and peak memory
+   (peak resident set size) of each training configuration.
+3. Inference per image, single- and multi-scale, split into network /
+   k-means / kNN / votes (/ other), with benchmark_inference.py's
+   functions (SegSortPredictor's timed stages); multi-scale defaults to the
+   original's scales 0.5..1.75 with flips (--scales picks others).
+4. kNN of one image's cluster prototypes (num_clusters**2 of them) against
+   banks of --knn_bank_sizes random unit prototypes: seconds per image and
+   memory; the search is chunked (--knn_chunk_size, the predictor's), so
+   what it adds to the memory of the bank itself stays bounded
+   (O(clusters x (k + chunk)) floats), never bank x pixels.
+
+Every configuration (SegSort training, softmax training, inference, each
+bank size) runs in its own process (this script with a hidden worker flag),
+one after the other, so that the peak memory figures do not mix.
+
+Without --data_list, a synthetic dataset (pyscripts/tools/
+make_synthetic_dataset.py) is written to a temporary folder at --input_size,
+so that decoding and augmentation are cheap (augmentation is off) and the
+step, not the input pipeline, is what is measured. Without --restore_from
+the weights are the initial ones: the timings do not depend on them (with
+it, the training runs restore the backbone only, since the two heads
+differ). Inference uses a bank of --num_random_prototypes random prototypes
+unless --prototype_dir is given.
+
+JSON written to --output (all times in seconds, memory in MiB):
+  settings                                  flags, data, machine
+  train_step_seconds {segsort, softmax}     median step
+  train_step_ratio_segsort_over_softmax
+  kmeans_loss_share                         see 1.
+  loss_seconds {segsort, softmax}           loss (+ k-means) fwd + bwd
+  forward_seconds {segsort, softmax}        network forward only
+  build_seconds {segsort, softmax}
+  peak_rss_mb {segsort, softmax}
+  train_step_all_seconds {segsort, softmax} every timed step
+  inference_seconds {single, msc}: {network, kmeans, knn, votes, other,
+                                    total}, mean per image
+  inference_build_seconds, inference_peak_rss_mb, votes_share_msc
+  knn_bank {"10000": {seconds, peak_rss_mb, rss_before_search_mb,
+                      search_peak_rss_mb, search_extra_mb, bank_mb,
+                      unchunked_similarities_mb, chunk_size, ...}, ...}
+  goals {train_step_ratio_at_most_1.10, votes_share_msc_below_0.10}
+
+The defaults are the paper's setting (PSPNet ResNet-101, 336x336, batch 8),
+slow on a CPU; a small CPU setting:
+
+  python pyscripts/benchmark/benchmark_speed.py --width_multiplier 0.125 \\
+    --input_size 128,128 --batch_size 4 --steps 10
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))
+
+import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from pyscripts import flags  # noqa: E402
+from pyscripts.benchmark import benchmark_inference  # noqa: E402
+from pyscripts.tools import make_synthetic_dataset  # noqa: E402
+from seg_models import benchmarking  # noqa: E402
+from seg_models import inference_main  # noqa: E402
+from seg_models import predictor  # noqa: E402
+from seg_models import trainer  # noqa: E402
+from utils import general  # noqa: E402
+
+SCRIPT = os.path.abspath(__file__)
+DEFAULT_OUTPUT = os.path.join('snapshots', 'benchmark_speed.json')
+USER_ERRORS = inference_main.USER_ERRORS + (benchmarking.BenchmarkError,
+                                            trainer.TrainingError)
+
+
+def _int_list(text):
+  try:
+    values = [int(v) for v in text.split(',') if v]
+  except ValueError:
+    values = []
+  if not values or min(values) < 1:
+    raise argparse.ArgumentTypeError(
+        'expected comma-separated positive integers, got %r' % (text,))
+  return values
+
+
+def _int_at_least(minimum):
+  """An argparse type: an integer >= minimum."""
+  def parse(text):
+    try:
+      value = int(text)
+    except ValueError:
+      value = minimum - 1
+    if value < minimum:
+      raise argparse.ArgumentTypeError('expected an integer >= %d, got %r'
+                                       % (minimum, text))
+    return value
+  return parse
+
+
+def get_arguments(argv=None):
+  parser = flags.get_parser(__doc__)
+  flags.add_data_flags(parser, input_size='336,336', batch_size=8)
+  flags.add_model_flags(parser)
+  flags.add_segsort_flags(parser)
+  flags.add_inference_flags(parser)
+  flags.add_knn_flags(parser)
+  flags.add_prediction_flags(parser)
+  # Multi-scale means the original's msc setting unless --scales says
+  # otherwise.
+  parser.set_defaults(scale_aug=True, flip_aug=True)
+  group = parser.add_argument_group('benchmark')
+  group.add_argument('--steps', type=_int_at_least(1), default=20,
+                     help='Timed repetitions (training steps, forward and '
+                          'loss runs, kNN searches).')
+  group.add_argument('--warmup', type=_int_at_least(0), default=3,
+                     help='Untimed training steps before the timed ones.')
+  group.add_argument('--output', type=str, default=DEFAULT_OUTPUT,
+                     help='Where to write the results as JSON.')
+  group.add_argument('--knn_bank_sizes', type=_int_list,
+                     default='10000,100000,1000000',
+                     help='Comma-separated prototype bank sizes of the kNN '
+                          'benchmark.')
+  group.add_argument('--inference_images', type=_int_at_least(1),
+                     default=2,
+                     help='Images timed per inference mode (after one '
+                          'untimed pass).')
+  group.add_argument('--num_random_prototypes', type=_int_at_least(1),
+                     default=100000,
+                     help='Size of the random bank used for inference '
+                          'without --prototype_dir.')
+  # Internal: one configuration in this process (see run_worker).
+  group.add_argument('--_worker', type=str, default='',
+                     help=argparse.SUPPRESS)
+  group.add_argument('--_worker_output', type=str, default='',
+                     help=argparse.SUPPRESS)
+  group.add_argument('--_knn_bank_size', type=int, default=0,
+                     help=argparse.SUPPRESS)
+  return parser.parse_args(argv)
+
+
+# ---------------------------------------------------------------------------
+# Workers (each in its own process).
+# ---------------------------------------------------------------------------
+
+
+def _train_worker(args, loss_type):
+  opts = trainer.TrainOptions.from_args(
+      args, is_training=True, iter_size=1, num_gpu=1,
+      snapshot_dir=tempfile.gettempdir(), show_progress=True)
+  return benchmarking.benchmark_train_step(opts, loss_type, args.steps,
+                                           args.warmup)
+
+
+def _inference_worker(args):
+  entries = inference_main.get_entries(args)[:args.inference_images]
+  if args.prototype_dir:
+    prototypes = predictor.load_prototypes(
+        args.prototype_dir, args.embedding_dim, args.num_classes)
+  else:
+    prototypes = benchmark_inference.get_random_prototypes(
+        args.num_random_prototypes, args.embedding_dim, args.num_classes,
+        args.random_seed)
+  scales = predictor.get_scales(args.scale_aug, args.scales)
+  opts = predictor.PredictorOptions.from_args(args)
+  start = time.perf_counter()
+  with predictor.SegSortPredictor(opts, prototypes,
+                                  allow_random_weights=True) as model:
+    build_seconds = time.perf_counter() - start
+    images = [inference_main.load_image(e) for e in entries]
+    rows = {}
+    for mode in ('single', 'msc'):
+      # One untimed pass (graph caches, memory pools).
+      benchmark_inference.time_image(model, images[0], mode, scales,
+                                     args.flip_aug)
+      rows[mode] = [benchmark_inference.time_image(model, image, mode,
+                                                   scales, args.flip_aug)
+                    for image in tqdm(images, desc='inference ' + mode,
+                                      leave=False)]
+  result = {mode: {c: float(np.mean([r[c] for r in rows[mode]]))
+                   for c in benchmarking.INFERENCE_COLUMNS}
+            for mode in rows}
+  result.update(build_seconds=build_seconds,
+                peak_rss_mb=benchmarking.get_peak_rss_mb(),
+                image_sizes=[list(image.shape[:2]) for image in images],
+                num_prototypes=len(prototypes), scales=scales)
+  return result
+
+
+def _knn_worker(args):
+  return benchmarking.benchmark_knn_bank(
+      args._knn_bank_size, args.embedding_dim, args.num_classes,
+      args.num_clusters ** 2, args.k_in_nearest_neighbors,
+      args.knn_chunk_size, args.steps, 1, args.random_seed)
+
+
+def run_worker(args):
+  if args._worker in benchmarking.TRAIN_WORKERS:
+    result = _train_worker(args, benchmarking.TRAIN_WORKERS[args._worker])
+  elif args._worker == benchmarking.WORKER_INFERENCE:
+    result = _inference_worker(args)
+  elif args._worker == benchmarking.WORKER_KNN:
+    result = _knn_worker(args)
+  else:
+    raise benchmarking.BenchmarkError('unknown worker %r' % args._worker)
+  benchmarking.write_worker_result(args._worker_output, result)
+  return result
+
+
+# ---------------------------------------------------------------------------
+# The run: data, one process per configuration, report.
+# ---------------------------------------------------------------------------
+
+
+def _write_synthetic_data(args, folder):
+  """A synthetic dataset at --input_size; returns (data_dir, data_list)."""
+  height, width = args.input_size
+  num_classes = min(max(args.num_classes, 2),
+                    make_synthetic_dataset.MAX_NUM_CLASSES)
+  make_synthetic_dataset.generate_dataset(
+      folder, num_train=max(2 * args.batch_size, args.inference_images),
+      num_val=0, height=height, width=width, num_classes=num_classes,
+      seed=args.random_seed, show_progress=False)
+  return folder, os.path.join(folder, 'train.txt')
+
+
+def get_settings(args, synthetic):
+  return {
+      'model': args.model, 'backbone': args.backbone,
+      'backbone_variant': args.backbone_variant,
+      'width_multiplier': args.width_multiplier,
+      'input_size': list(args.input_size), 'batch_size': args.batch_size,
+      'num_classes': args.num_classes, 'embedding_dim': args.embedding_dim,
+      'concentration': args.concentration,
+      'num_clusters': args.num_clusters,
+      'kmeans_iterations': args.kmeans_iterations,
+      'num_banks': args.num_banks, 'use_global_status':
+          args.use_global_status, 'restore_from': args.restore_from,
+      'steps': args.steps, 'warmup': args.warmup, 'iter_size': 1,
+      'data': 'synthetic' if synthetic else {
+          'data_dir': args.data_dir, 'data_list': args.data_list},
+      'strides': list(args.strides), 'flip_aug': bool(args.flip_aug),
+      'k_in_nearest_neighbors': args.k_in_nearest_neighbors,
+      'knn_chunk_size': args.knn_chunk_size,
+      'knn_bank_sizes': list(args.knn_bank_sizes),
+      'prototype_dir': args.prototype_dir,
+      'machine': benchmarking.get_machine(),
+  }
+
+
+def benchmark(args, argv):
+  """Runs every configuration in its own process; returns the results."""
+  synthetic = not args.data_list
+  folder = tempfile.mkdtemp(prefix='benchmark_speed_') if synthetic else None
+  try:
+    worker_argv = list(argv)
+    if synthetic:
+      data_dir, data_list = _write_synthetic_data(args, folder)
+      worker_argv += ['--data_dir', data_dir, '--data_list', data_list]
+    jobs = ([(name, ()) for name in (benchmarking.WORKER_TRAIN_SEGSORT,
+                                     benchmarking.WORKER_TRAIN_SOFTMAX,
+                                     benchmarking.WORKER_INFERENCE)] +
+            [(benchmarking.WORKER_KNN, ('--_knn_bank_size', size))
+             for size in args.knn_bank_sizes])
+    outputs = []
+    for i, (name, extra) in enumerate(jobs):
+      tqdm.write('[%d/%d] %s %s' % (i + 1, len(jobs), name,
+                                    ' '.join(str(e) for e in extra[1:])))
+      outputs.append(benchmarking.run_worker(SCRIPT, worker_argv, name,
+                                             extra))
+  finally:
+    if folder:
+      shutil.rmtree(folder, ignore_errors=True)
+  train = {trainer.LOSS_SEGSORT: outputs[0], trainer.LOSS_SOFTMAX: outputs[1]}
+  inference = outputs[2]
+  settings = get_settings(args, synthetic)
+  settings.update(scales=inference['scales'],
+                  inference_image_sizes=inference['image_sizes'],
+                  inference_num_prototypes=inference['num_prototypes'])
+  knn = dict(zip(args.knn_bank_sizes, outputs[3:]))
+  results = benchmarking.summarize(settings, train, inference, knn)
+  print(benchmarking.format_report(results))
+  general.atomic_write_text(args.output, json.dumps(results, indent=2) + '\n')
+  print('Wrote %s' % args.output)
+  return results
+
+
+def main(argv=None):
+  argv = list(sys.argv[1:] if argv is None else argv)
+  args = get_arguments(argv)
+  try:
+    if args._worker:
+      return run_worker(args)
+    return benchmark(args, argv)
+  except USER_ERRORS as e:
+    sys.stderr.write('error: %s\n' % e)
+    sys.exit(1)
+  except KeyboardInterrupt:
+    sys.exit(130)
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,198 @@
+"""benchmark_speed.py at a tiny setting: the JSON layout and sane values.
+
+The end-to-end test runs the real script (one process per configuration)
+on a tiny network; the helpers are checked against hand-computed numbers.
+"""
+import json
+import math
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from pyscripts.benchmark import benchmark_speed
+from seg_models import benchmarking
+from seg_models import predictor
+
+TINY_FLAGS = ['--backbone', 'resnet_v1_50', '--width_multiplier', '0.0625',
+              '--input_size', '48,48', '--batch_size', '2',
+              '--embedding_dim', '8', '--num_classes', '4',
+              '--num_clusters', '2', '--kmeans_iterations', '2',
+              '--steps', '2', '--warmup', '1', '--inference_images', '1',
+              '--scales', '0.5,1', '--num_random_prototypes', '500',
+              '--k_in_nearest_neighbors', '5', '--knn_chunk_size', '1000',
+              '--knn_bank_sizes', '3000']
+STAGES = predictor.STAGES + ('other', 'total')
+
+
+def test_end_to_end_tiny(tmp_path):
+  output = str(tmp_path / 'speed.json')
+  results = benchmark_speed.main(TINY_FLAGS + ['--output', output])
+  with open(output) as f:
+    saved = json.load(f)
+  assert saved == json.loads(json.dumps(results))
+
+  settings = saved['settings']
+  assert settings['input_size'] == [48, 48]
+  assert settings['batch_size'] == 2
+  assert settings['backbone'] == 'resnet_v1_50'
+  assert settings['data'] == 'synthetic'
+  assert settings['scales'] == [0.5, 1.0] and settings['flip_aug']
+  assert settings['inference_image_sizes'] == [[48, 48]]
+  assert settings['machine']['cpu_count'] >= 1
+
+  losses = ('segsort', 'softmax')
+  for key in ('train_step_seconds', 'build_seconds', 'peak_rss_mb',
+              'loss_seconds', 'forward_seconds'):
+    assert sorted(saved[key]) == sorted(losses), key
+    for loss in losses:
+      assert saved[key][loss] > 0, (key, loss)
+  step = saved['train_step_seconds']
+  for loss in losses:
+    assert len(saved['train_step_all_seconds'][loss]) == 2
+    assert step[loss] == pytest.approx(
+        np.median(saved['train_step_all_seconds'][loss]))
+    # A TF runtime alone is more than 100 MB; nothing near 100 GB here.
+    assert 100 < saved['peak_rss_mb'][loss] < 100000
+  assert saved['train_step_ratio_segsort_over_softmax'] == pytest.approx(
+      step['segsort'] / step['softmax'])
+  assert saved['kmeans_loss_share'] == pytest.approx(
+      saved['loss_seconds']['segsort'] / step['segsort'])
+  assert 0 < saved['kmeans_loss_share']
+
+  for mode in ('single', 'msc'):
+    timings = saved['inference_seconds'][mode]
+    assert sorted(timings) == sorted(STAGES)
+    for stage in predictor.STAGES:
+      assert timings[stage] > 0, (mode, stage)
+    assert timings['total'] == pytest.approx(
+        sum(timings[s] for s in predictor.STAGES) + timings['other'],
+        rel=1e-6)
+  assert saved['votes_share_msc'] == pytest.approx(
+      saved['inference_seconds']['msc']['votes'] /
+      saved['inference_seconds']['msc']['total'])
+  # Two scales x flips against one view.
+  assert (saved['inference_seconds']['msc']['network'] >
+          saved['inference_seconds']['single']['network'])
+
+  bank = saved['knn_bank']
+  assert list(bank) == ['3000']
+  row = bank['3000']
+  assert row['seconds'] > 0 and len(row['seconds_all']) == 2
+  assert row['chunk_size'] == 1000 and row['num_queries'] == 4
+  assert row['bank_mb'] == pytest.approx(3000 * 8 * 4 / 2.0 ** 20)
+  assert row['peak_rss_mb'] >= row['rss_before_search_mb'] > 100
+  assert sorted(saved['goals']) == ['train_step_ratio_at_most_1.10',
+                                    'votes_share_msc_below_0.10']
+
+
+def test_find_model_output_and_batch_in_the_training_graph(tmp_path):
+  """The lookups used to feed the cached batch find the right tensors."""
+  from pyscripts.tools import make_synthetic_dataset
+  from seg_models import trainer
+  make_synthetic_dataset.generate_dataset(
+      str(tmp_path), num_train=2, num_val=0, height=32, width=32,
+      num_classes=3, show_progress=False)
+  opts = trainer.TrainOptions(
+      data_dir=str(tmp_path), data_list=str(tmp_path / 'train.txt'),
+      input_size=(32, 32), batch_size=2, backbone='resnet_v1_50',
+      width_multiplier=1.0 / 16, embedding_dim=8, num_classes=3,
+      num_clusters=2, kmeans_iterations=1, iter_size=1,
+      snapshot_dir=str(tmp_path / 'snap'), show_progress=False)
+  graph = tf.Graph()
+  with graph.as_default():
+    trainer.build_train_graph(opts, trainer.LOSS_SEGSORT)
+  output = benchmarking.find_model_output(graph, 8)
+  assert output.get_shape().as_list() == [2, 4, 4, 8]
+  assert '/block5/' in output.name
+  batch = benchmarking.find_input_batch(graph)
+  shapes = sorted(tuple(t.get_shape().as_list()) for t in batch
+                  if t.get_shape().ndims == 4)
+  # Image, label, grid labels, locations at the crop size.
+  assert shapes == sorted([(2, 32, 32, 3), (2, 32, 32, 1), (2, 32, 32, 1),
+                           (2, 32, 32, 2)])
+  with pytest.raises(benchmarking.BenchmarkError, match='network output'):
+    benchmarking.find_model_output(graph, 5)
+
+
+def test_random_unit_vectors():
+  rng = np.random.default_rng(0)
+  vectors = benchmarking.get_random_unit_vectors(rng, 1000, 32)
+  assert vectors.dtype == np.float32 and vectors.shape == (1000, 32)
+  np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_knn_chunk_size_follows_the_predictor():
+  assert benchmarking.get_knn_chunk_size(65536, 10000) is None
+  assert benchmarking.get_knn_chunk_size(65536, 1000000) == 65536
+  assert benchmarking.get_knn_chunk_size(0, 1000000) is None
+
+
+def test_knn_bank_votes_and_memory_figures():
+  result = benchmarking.benchmark_knn_bank(
+      num_prototypes=5000, embedding_dim=8, num_classes=3, num_queries=4,
+      k=7, chunk_size=1024, repeats=2, warmup=1, seed=0,
+      show_progress=False)
+  assert result['chunk_size'] == 1024
+  assert result['bank_mb'] == pytest.approx(5000 * 8 * 4 / 2.0 ** 20)
+  assert result['unchunked_similarities_mb'] == pytest.approx(
+      4 * 5000 * 4 / 2.0 ** 20)
+  assert result['seconds'] == pytest.approx(np.median(result['seconds_all']))
+  if result['search_peak_rss_mb'] is not None:
+    assert result['search_extra_mb'] == pytest.approx(max(
+        0.0, result['search_peak_rss_mb'] - result['rss_before_search_mb']))
+    assert result['peak_rss_mb'] >= result['search_peak_rss_mb']
+
+
+def test_summarize_numbers():
+  def train(step, loss):
+    return {'step_median_seconds': step, 'loss_median_seconds': loss,
+            'forward_median_seconds': step / 3, 'build_seconds': 2.0,
+            'peak_rss_mb': 900.0, 'step_seconds': [step]}
+  stage = {'network': 0.5, 'kmeans': 0.2, 'knn': 0.1, 'votes': 0.05,
+           'other': 0.15, 'total': 1.0}
+  results = benchmarking.summarize(
+      {'steps': 1}, {'segsort': train(1.05, 0.21), 'softmax': train(1.0, 0.01)},
+      {'single': stage, 'msc': dict(stage, votes=0.2, total=1.15),
+       'build_seconds': 1.0, 'peak_rss_mb': 700.0},
+      {100000: {'seconds': 0.01}, 10000: {'seconds': 0.001}})
+  assert results['train_step_ratio_segsort_over_softmax'] == pytest.approx(
+      1.05)
+  assert results['kmeans_loss_share'] == pytest.approx(0.2)
+  assert results['votes_share_msc'] == pytest.approx(0.2 / 1.15)
+  assert list(results['knn_bank']) == ['10000', '100000']
+  assert results['goals'] == {'train_step_ratio_at_most_1.10': True,
+                              'votes_share_msc_below_0.10': False}
+  assert math.isclose(results['forward_seconds']['softmax'], 1.0 / 3)
+
+
+@pytest.mark.parametrize('flag, value', [('--knn_bank_sizes', '0,10'),
+                                         ('--knn_bank_sizes', 'x'),
+                                         ('--steps', '0'),
+                                         ('--warmup', '-1')])
+def test_bad_flags_name_the_flag(flag, value, capsys):
+  with pytest.raises(SystemExit):
+    benchmark_speed.get_arguments([flag, value])
+  assert flag in capsys.readouterr().err
+
+
+def test_run_worker_protocol(tmp_path):
+  """A worker gets the flags plus its name and writes its result as JSON;
+  a failing worker is reported by name."""
+  script = tmp_path / 'worker.py'
+  script.write_text(
+      'import json, sys\n'
+      'argv = sys.argv[1:]\n'
+      'if "fail" in argv:\n'
+      '  sys.exit(3)\n'
+      'path = argv[argv.index("--_worker_output") + 1]\n'
+      'with open(path, "w") as f:\n'
+      '  json.dump({"argv": argv}, f)\n')
+  result = benchmarking.run_worker(str(script), ['--steps', '2'], 'knn',
+                                   ['--_knn_bank_size', 7])
+  assert result['argv'][:2] == ['--steps', '2']
+  assert result['argv'][2:4] == ['--_worker', 'knn']
+  assert result['argv'][-2:] == ['--_knn_bank_size', '7']
+  with pytest.raises(benchmarking.BenchmarkError, match='inference.*exit '
+                     'code 3'):
+    benchmarking.run_worker(str(script), ['fail'], 'inference')
