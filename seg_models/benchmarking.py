@@ -482,6 +482,8 @@ def summarize(settings, train, inference, knn):
                           for n in names},
       'build_seconds': {n: train[n]['build_seconds'] for n in names},
       'peak_rss_mb': {n: train[n]['peak_rss_mb'] for n in names},
+      'train_step_min_seconds': {n: float(min(train[n]['step_seconds']))
+                                 for n in names},
       'train_step_all_seconds': {n: train[n]['step_seconds'] for n in names},
       'inference_seconds': {mode: {c: inference[mode][c]
                                    for c in INFERENCE_COLUMNS}
@@ -516,12 +518,13 @@ def format_report(results):
                                  s['width_multiplier'], s['input_size'][0],
                                  s['input_size'][1], s['batch_size'],
                                  s['steps'], s['warmup']),
-           '%-10s %10s %10s %10s %10s %12s' % (
-               'loss', 'step s', 'forward s', 'loss s', 'build s',
-               'peak RSS MB')]
+           '%-10s %10s %10s %10s %10s %10s %12s' % (
+               'loss', 'step s', 'min step s', 'forward s', 'loss s',
+               'build s', 'peak RSS MB')]
   for name in (seg, soft):
-    lines.append('%-10s %10.4f %10.4f %10.4f %10.2f %12.1f' % (
+    lines.append('%-10s %10.4f %10.4f %10.4f %10.4f %10.2f %12.1f' % (
         name, results['train_step_seconds'][name],
+        results['train_step_min_seconds'][name],
         results['forward_seconds'][name], results['loss_seconds'][name],
         results['build_seconds'][name], results['peak_rss_mb'][name]))
   ratio = results['train_step_ratio_segsort_over_softmax']

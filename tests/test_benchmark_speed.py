@@ -52,6 +52,8 @@ def test_end_to_end_tiny(tmp_path):
     assert len(saved['train_step_all_seconds'][loss]) == 2
     assert step[loss] == pytest.approx(
         np.median(saved['train_step_all_seconds'][loss]))
+    assert saved['train_step_min_seconds'][loss] == pytest.approx(
+        min(saved['train_step_all_seconds'][loss]))
     # A TF runtime alone is more than 100 MB; nothing near 100 GB here.
     assert 100 < saved['peak_rss_mb'][loss] < 100000
   assert saved['train_step_ratio_segsort_over_softmax'] == pytest.approx(

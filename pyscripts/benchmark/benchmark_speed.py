@@ -48,6 +48,8 @@ JSON written to --output (all times in seconds, memory in MiB):
   forward_seconds {segsort, softmax}        network forward only
   build_seconds {segsort, softmax}
   peak_rss_mb {segsort, softmax}
+  train_step_min_seconds {segsort, softmax} fastest step (less sensitive
+                                            to other load on the machine)
   train_step_all_seconds {segsort, softmax} every timed step
   inference_seconds {single, msc}: {network, kmeans, knn, votes, other,
                                     total}, mean per image
