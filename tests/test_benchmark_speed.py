@@ -1,7 +1,8 @@
 """benchmark_speed.py at a tiny setting: the JSON layout and sane values.
 
-The end-to-end test runs the real script (one process per configuration)
-on a tiny network; the helpers are checked against hand-computed numbers.
+The end-to-end test runs the script on a tiny network (the kNN measurement
+in its own process, the others in the test's, to save TensorFlow start-ups);
+the helpers are checked against hand-computed numbers.
 """
 import json
 import math
@@ -25,7 +26,23 @@ TINY_FLAGS = ['--backbone', 'resnet_v1_50', '--width_multiplier', '0.0625',
 STAGES = predictor.STAGES + ('other', 'total')
 
 
-def test_end_to_end_tiny(tmp_path):
+def test_end_to_end_tiny(tmp_path, monkeypatch):
+  # The training and inference workers run in this process (each TensorFlow
+  # import in a new process costs seconds); the kNN worker runs as a real
+  # process, as every worker does outside tests.
+  run_in_process = benchmarking.run_worker
+
+  def run_worker(script, argv, name, worker_args=()):
+    if name == benchmarking.WORKER_KNN:
+      return run_in_process(script, argv, name, worker_args)
+    path = str(tmp_path / (name + '.json'))
+    benchmark_speed.main(list(argv) + ['--_worker', name,
+                                       '--_worker_output', path] +
+                         [str(a) for a in worker_args])
+    with open(path) as f:
+      return json.load(f)
+
+  monkeypatch.setattr(benchmarking, 'run_worker', run_worker)
   output = str(tmp_path / 'speed.json')
   results = benchmark_speed.main(TINY_FLAGS + ['--output', output])
   with open(output) as f:
@@ -198,3 +215,13 @@ def test_run_worker_protocol(tmp_path):
   with pytest.raises(benchmarking.BenchmarkError, match='inference.*exit '
                      'code 3'):
     benchmarking.run_worker(str(script), ['fail'], 'inference')
+
+
+def test_missing_data_list_fails_before_any_worker(tmp_path, capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    benchmark_speed.main(['--data_list', str(tmp_path / 'none.txt'),
+                          '--output', str(tmp_path / 'out.json')])
+  assert exit_info.value.code == 1
+  err = capsys.readouterr().err
+  assert '--data_list' in err and err.count('\n') == 1
+  assert not (tmp_path / 'out.json').exists()

@@ -26,6 +26,11 @@ In ONE run, on the same machine and settings, measures and prints:
    what it adds to the memory of the bank itself stays bounded
    (O(clusters x (k + chunk)) floats), never bank x pixels.
 
+The shared inference flags --colormap, --save_dir and --num_gpu are
+accepted but unused (one tower, nothing is saved but the JSON). Timings on a
+machine shared with other jobs vary by tens of percent from run to run: the
+fastest step (train_step_min_seconds) is reported next to the median.
+
 Every configuration (SegSort training, softmax training, inference, each
 bank size) runs in its own process (this script with a hidden worker flag),
 one after the other, so that the peak memory figures do not mix.
@@ -272,6 +277,9 @@ def get_settings(args, synthetic):
 def benchmark(args, argv):
   """Runs every configuration in its own process; returns the results."""
   synthetic = not args.data_list
+  if not synthetic:
+    # Every file checked here, before any worker starts.
+    inference_main.get_entries(args, need_label=True)
   folder = tempfile.mkdtemp(prefix='benchmark_speed_') if synthetic else None
   try:
     worker_argv = list(argv)
