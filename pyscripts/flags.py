@@ -88,6 +88,11 @@ def add_model_flags(parser):
   group.add_argument('--width_multiplier', type=_positive_float, default=1.0,
                      help='Scales every conv width (new here; <1 for small '
                           'CPU models, variable names unchanged).')
+  group.add_argument('--bn_decay', type=float, default=None,
+                     help='Batch-norm moving-average decay of backbone and '
+                          'head (new here; default: the original 0.9997 / '
+                          '0.99, which need tens of thousands of steps to '
+                          'settle; short CPU runs use e.g. 0.99).')
   group.add_argument('--num_classes', type=int, default=21,
                      help='Number of classes to predict.')
   group.add_argument('--is_training', action='store_true',

@@ -69,6 +69,7 @@ class TrainOptions:
   backbone: str = 'resnet_v1_101'
   backbone_variant: str = 'original'
   width_multiplier: float = 1.0
+  bn_decay: float = None
   num_classes: int = 21
   is_training: bool = True
   use_global_status: bool = False
@@ -235,7 +236,8 @@ def build_train_graph(opts, loss_type, start_step=0):
   # Created before the loss: the memory banks draw their shuffle from it.
   global_step = tf.train.get_or_create_global_step()
   model_fn = models.get_model_fn(opts.model, opts.backbone,
-                                 opts.width_multiplier, opts.backbone_variant)
+                                 opts.width_multiplier, opts.backbone_variant,
+                                 opts.bn_decay)
   num_outputs = opts.num_classes if loss_type == LOSS_SOFTMAX else (
       opts.embedding_dim)
   variables_before = set(tf.global_variables())

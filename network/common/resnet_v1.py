@@ -66,7 +66,8 @@ def bottleneck(x,
                dilation=1,
                is_training=True,
                use_global_status=False,
-               epsilon=nn.BN_EPSILON):
+               epsilon=nn.BN_EPSILON,
+               decay=BACKBONE_BN_DECAY):
   """One ResNet-v1 bottleneck unit (scope NAME/bottleneck_v1).
 
   Args:
@@ -76,12 +77,12 @@ def bottleneck(x,
     depth_bottleneck: channels of the 1x1 and 3x3 convs.
     stride: stride of the 3x3 conv (and of the shortcut).
     dilation: atrous rate of the 3x3 conv.
-    is_training, use_global_status, epsilon: see layers.batch_norm.
+    is_training, use_global_status, epsilon, decay: see layers.batch_norm.
 
   Returns:
     relu(shortcut + residual), like x.
   """
-  common = dict(decay=BACKBONE_BN_DECAY, is_training=is_training,
+  common = dict(decay=decay, is_training=is_training,
                 use_global_status=use_global_status, epsilon=epsilon)
   xs, was_list = nn._as_towers(x)  # pylint: disable=protected-access
   depth_in = xs[0].get_shape().as_list()[-1]
@@ -124,7 +125,8 @@ def resnet_v1(x,
               use_global_status=True,
               reuse=False,
               variant=DEFAULT_VARIANT,
-              root_filters=ROOT_FILTERS):
+              root_filters=ROOT_FILTERS,
+              bn_decay=BACKBONE_BN_DECAY):
   """Generic ResNet-v1 at output stride 8 (the original release's signature).
 
   Args:
@@ -142,6 +144,7 @@ def resnet_v1(x,
     reuse: reuse the variables of an earlier call.
     variant: 'original' or 'slim' numerics, see VARIANTS.
     root_filters: channels of conv1 (64 in every public ResNet).
+    bn_decay: moving-average decay of batch norm (the original's 0.9997).
 
   Returns:
     block4 features [N, ceil(H/8), ceil(W/8), 4 * filters[-1]] (or a list).
@@ -157,10 +160,9 @@ def resnet_v1(x,
                      % (filters, num_blocks, strides, dilations))
   numerics = get_variant(variant)
   common = dict(is_training=is_training, use_global_status=use_global_status,
-                epsilon=numerics.bn_epsilon)
+                epsilon=numerics.bn_epsilon, decay=bn_decay)
   with tf.variable_scope(name, reuse=reuse):
-    x = nn.conv(x, 'conv1', root_filters, 7, 2, decay=BACKBONE_BN_DECAY,
-                **common)
+    x = nn.conv(x, 'conv1', root_filters, 7, 2, **common)
     x = _pool1(x, numerics.pool1_padding)
     for b, (width, units, stride, dilation) in enumerate(
         zip(filters, num_blocks, strides, dilations)):
@@ -179,7 +181,7 @@ def _scaled(widths, multiplier):
 
 def resnet_v1_by_depth(x, depth, name, is_training, use_global_status,
                        reuse=False, variant=DEFAULT_VARIANT,
-                       width_multiplier=1.0):
+                       width_multiplier=1.0, bn_decay=None):
   """ResNet-v1 of a standard depth with widths scaled by width_multiplier.
 
   Args:
@@ -189,6 +191,7 @@ def resnet_v1_by_depth(x, depth, name, is_training, use_global_status,
     width_multiplier: scales conv1 and every bottleneck width; variable
       names are unchanged, so a small model is the same graph with thinner
       tensors.
+    bn_decay: batch-norm moving-average decay; None = BACKBONE_BN_DECAY.
     Others: see resnet_v1.
 
   Returns:
@@ -203,7 +206,9 @@ def resnet_v1_by_depth(x, depth, name, is_training, use_global_status,
                    is_training=is_training,
                    use_global_status=use_global_status,
                    reuse=reuse, variant=variant,
-                   root_filters=_scaled([ROOT_FILTERS], width_multiplier)[0])
+                   root_filters=_scaled([ROOT_FILTERS], width_multiplier)[0],
+                   bn_decay=BACKBONE_BN_DECAY if bn_decay is None
+                   else bn_decay)
 
 
 def resnet_v1_101(x, name='resnet_v1_101', is_training=True,

@@ -270,7 +270,8 @@ def _ignore_boundaries(label, border_width, ignore_label=IGNORE_LABEL):
 
 
 def render_scene(rng, height, width, num_classes, first_class=None,
-                 max_objects=3, border_width=1):
+                 max_objects=3, border_width=1,
+                 object_size=(MIN_RADIUS_FRACTION, MAX_RADIUS_FRACTION)):
   """Draws one synthetic scene and its label map.
 
   Args:
@@ -283,6 +284,7 @@ def render_scene(rng, height, width, num_classes, first_class=None,
     max_objects: The scene has 1..max_objects objects.
     border_width: Width in pixels of the ignore band on each side of every
       label boundary.
+    object_size: (min, max) object radius as a fraction of the image side.
 
   Returns:
     image: A uint8 array of shape [height, width, 3] (RGB).
@@ -306,7 +308,7 @@ def render_scene(rng, height, width, num_classes, first_class=None,
       cls = int(rng.integers(1, num_classes))
     _, shape, texture = OBJECT_CLASSES[cls - 1]
     for _ in range(PLACEMENT_TRIES):
-      radius = side * rng.uniform(MIN_RADIUS_FRACTION, MAX_RADIUS_FRACTION)
+      radius = side * rng.uniform(object_size[0], object_size[1])
       # Centres stay half a radius inside the frame: most of the object shows.
       center = (rng.uniform(0.0, height), rng.uniform(0.0, width))
       center = (np.clip(center[0], radius * 0.5, height - radius * 0.5),
@@ -341,7 +343,8 @@ def render_scene(rng, height, width, num_classes, first_class=None,
 
 def generate_dataset(output_dir, num_train=300, num_val=60, height=128,
                      width=128, num_classes=5, seed=0, max_objects=3,
-                     border_width=1, show_progress=True):
+                     border_width=1, show_progress=True,
+                     object_size=(MIN_RADIUS_FRACTION, MAX_RADIUS_FRACTION)):
   """Writes the synthetic dataset (layout in the module docstring).
 
   Image i of split s is drawn from numpy.random.default_rng([seed, s, i]);
@@ -360,6 +363,7 @@ def generate_dataset(output_dir, num_train=300, num_val=60, height=128,
     max_objects: Maximum number of objects per image.
     border_width: Ignore band width in pixels on each side of boundaries.
     show_progress: Whether to show a tqdm progress bar.
+    object_size: (min, max) object radius as a fraction of the image side.
 
   Returns:
     A dict from split name ('train', 'val') to the list of example names.
@@ -373,6 +377,9 @@ def generate_dataset(output_dir, num_train=300, num_val=60, height=128,
                                ('--border_width', border_width, 0)):
     if value < minimum:
       raise ValueError('%s must be >= %d, got %d' % (flag, minimum, value))
+  if not 0 < object_size[0] <= object_size[1] <= 0.5:
+    raise ValueError('--object_size must be MIN,MAX with 0 < MIN <= MAX <= '
+                     '0.5, got %s' % (object_size,))
   image_dir = os.path.join(output_dir, 'JPEGImages')
   label_dir = os.path.join(output_dir, 'segcls')
   os.makedirs(image_dir, exist_ok=True)
@@ -394,7 +401,7 @@ def generate_dataset(output_dir, num_train=300, num_val=60, height=128,
     image, label = render_scene(
         rng, height, width, num_classes,
         first_class=1 + i % (num_classes - 1), max_objects=max_objects,
-        border_width=border_width)
+        border_width=border_width, object_size=object_size)
     name = '%s_%06d' % (split, i)
     # Written directly, not through utils.general's atomic writers: their
     # fsync per file would double the run time, and an interrupted run is
@@ -414,6 +421,14 @@ def generate_dataset(output_dir, num_train=300, num_val=60, height=128,
         ''.join('JPEGImages/%s.jpg segcls/%s.png\n' % (name, name)
                 for name in names[split]))
   return names
+
+
+def _fraction_pair(text):
+  try:
+    low, high = (float(v) for v in text.split(','))
+  except ValueError:
+    raise argparse.ArgumentTypeError('expected MIN,MAX, got %r' % (text,))
+  return low, high
 
 
 def get_parser():
@@ -439,6 +454,10 @@ def get_parser():
   parser.add_argument('--border_width', type=int, default=1,
                       help='Ignore (255) band width in pixels on each side '
                       'of every label boundary; 0 disables it.')
+  parser.add_argument('--object_size', type=_fraction_pair,
+                      default=(MIN_RADIUS_FRACTION, MAX_RADIUS_FRACTION),
+                      help='MIN,MAX object radius as a fraction of the image '
+                      'side (larger objects are easier at output stride 8).')
   parser.add_argument('--seed', type=int, default=0,
                       help='Random seed; same flags give identical files.')
   return parser
@@ -451,7 +470,7 @@ def main(argv=None):
         args.output_dir, num_train=args.num_train, num_val=args.num_val,
         height=args.height, width=args.width, num_classes=args.num_classes,
         seed=args.seed, max_objects=args.max_objects,
-        border_width=args.border_width)
+        border_width=args.border_width, object_size=args.object_size)
   except ValueError as e:
     sys.exit('make_synthetic_dataset: %s' % e)
   print('Wrote %d train and %d val images (%dx%d, %d classes) to %s'

@@ -19,12 +19,15 @@ VARIANTS = sorted(resnet_v1.VARIANTS)
 
 
 def get_model_fn(model='pspnet', backbone='resnet_v1_101',
-                 width_multiplier=1.0, variant=resnet_v1.DEFAULT_VARIANT):
+                 width_multiplier=1.0, variant=resnet_v1.DEFAULT_VARIANT,
+                 bn_decay=None):
   """Returns model_fn(x, num_outputs, is_training, use_global_status, reuse).
 
   model_fn maps images [N, H, W, 3] (or a list of them, one per tower) to
   outputs [N, ceil(H/8), ceil(W/8), num_outputs] (or a list, per tower).
   Its variables live under the backbone's scope (e.g. 'resnet_v1_101').
+  bn_decay overrides the batch-norm moving-average decay of backbone and
+  head (None: the original's 0.9997 and 0.99).
   """
   if model not in MODELS:
     raise ValueError('Unknown model %r; choose one of %s.'
@@ -32,10 +35,12 @@ def get_model_fn(model='pspnet', backbone='resnet_v1_101',
   if width_multiplier <= 0:
     raise ValueError('width_multiplier must be positive, got %r.'
                      % (width_multiplier,))
-  cnn_fn = common.backbone_fn(backbone, variant, width_multiplier)
+  if bn_decay is not None and not 0.0 <= bn_decay < 1.0:
+    raise ValueError('bn_decay must be in [0, 1), got %r.' % (bn_decay,))
+  cnn_fn = common.backbone_fn(backbone, variant, width_multiplier, bn_decay)
   head_fn = MODELS[model]
 
   def model_fn(x, num_outputs, is_training, use_global_status, reuse=False):
     return head_fn(x, backbone, cnn_fn, num_outputs, is_training,
-                   use_global_status, reuse, width_multiplier)
+                   use_global_status, reuse, width_multiplier, bn_decay)
   return model_fn

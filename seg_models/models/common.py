@@ -47,13 +47,14 @@ def resize_bilinear(x, size):
 
 
 def backbone_fn(backbone='resnet_v1_101', variant=resnet_v1.DEFAULT_VARIANT,
-                width_multiplier=1.0):
+                width_multiplier=1.0, bn_decay=None):
   """A cnn_fn(x, name, is_training, use_global_status, reuse) for a head.
 
   Args:
     backbone: 'resnet_v1_101' or 'resnet_v1_50'.
     variant: backbone numerics, see network.common.resnet_v1.VARIANTS.
     width_multiplier: scales conv1 and the bottleneck widths.
+    bn_decay: batch-norm moving-average decay (None: the original's).
   """
   resnet_v1.get_variant(variant)  # Fails early on an unknown name.
   if backbone not in resnet_v1.NUM_BLOCKS:
@@ -63,5 +64,6 @@ def backbone_fn(backbone='resnet_v1_101', variant=resnet_v1.DEFAULT_VARIANT,
   def cnn_fn(x, name, is_training, use_global_status, reuse=False):
     return resnet_v1.resnet_v1_by_depth(
         x, backbone, name, is_training, use_global_status, reuse,
-        variant=variant, width_multiplier=width_multiplier)
+        variant=variant, width_multiplier=width_multiplier,
+        bn_decay=bn_decay)
   return cnn_fn

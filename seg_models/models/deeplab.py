@@ -20,7 +20,8 @@ def deeplab(x,
             is_training,
             use_global_status,
             reuse=False,
-            width_multiplier=1.0):
+            width_multiplier=1.0,
+            bn_decay=None):
   """Builds the backbone and the ASPP head.
 
   Args: see seg_models.models.pspnet.pspnet (width_multiplier only affects
@@ -29,7 +30,7 @@ def deeplab(x,
   Returns:
     Output [N, ceil(H/8), ceil(W/8), num_classes] (or a list, per tower).
   """
-  del width_multiplier  # ASPP maps block4 straight to the outputs.
+  del width_multiplier, bn_decay  # ASPP maps block4 straight to outputs.
   x = cnn_fn(x, name, is_training, use_global_status, reuse)
   xs, was_list = nn._as_towers(x)  # pylint: disable=protected-access
   with tf.variable_scope(name, reuse=reuse):

@@ -24,7 +24,8 @@ def pspnet(x,
            is_training,
            use_global_status,
            reuse=False,
-           width_multiplier=1.0):
+           width_multiplier=1.0,
+           bn_decay=None):
   """Builds the backbone and the PSPNet head.
 
   Args:
@@ -36,13 +37,15 @@ def pspnet(x,
     is_training, use_global_status: see network.common.layers.batch_norm.
     reuse: reuse the variables of an earlier call.
     width_multiplier: scales the head's 512-channel convs.
+    bn_decay: the head's batch-norm decay (None: HEAD_BN_DECAY).
 
   Returns:
     Output [N, ceil(H/8), ceil(W/8), num_classes] (or a list, per tower).
   """
   x = cnn_fn(x, name, is_training, use_global_status, reuse)
   width = common.scaled_width(common.HEAD_FILTERS, width_multiplier)
-  bn_args = dict(decay=common.HEAD_BN_DECAY, is_training=is_training,
+  bn_args = dict(decay=common.HEAD_BN_DECAY if bn_decay is None else bn_decay,
+                 is_training=is_training,
                  use_global_status=use_global_status)
   xs, was_list = nn._as_towers(x)  # pylint: disable=protected-access
   size = xs[0].get_shape().as_list()[1:3]
