@@ -328,6 +328,7 @@ def build_train_graph(opts, loss_type, start_step=0):
     summary_op = tf.summary.merge(summaries)
 
   return _TrainGraph(
+      images=images, labels=labels, output=output,
       total_loss=total_loss, seg_loss=seg_loss, learning_rate=learning_rate,
       global_step=global_step, step_op=step_op, accumulate_op=accumulate_op,
       zero_op=zero_op, summary_op=summary_op,

@@ -1,0 +1,145 @@
+#!/bin/bash
+# The CamVid recipe: supervised SegSort, unsupervised SegSort (segments from
+# pyscripts/tools/make_oversegmentation.py) and the pixel-wise softmax
+# baseline, each trained FROM SCRATCH at a small width that fits a CPU
+# budget, then prototypes of train, kNN (or softmax) inference and mIoU on
+# val. CamVid: 11 classes, 255 = ignore, 480x360 photos, 367 train / 101 val,
+# in the VOC-style layout (DATAROOT/CamVid/{JPEGImages,segcls},
+# DATAROOT/{train,val}.txt).
+#
+#   DATAROOT=/path/to/camvid bash bashscripts/camvid/train_camvid.sh
+#
+# DATAROOT may be read-only: the oversegmentation masks go to WORK_DIR/hed
+# and a 3-column list (image, label, mask) in WORK_DIR names them.
+# The figures in README came from this script as it is (see README).
+
+set -e
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+DATAROOT=${DATAROOT:-../shared/data/camvid}
+WORK_DIR=${WORK_DIR:-snapshots/camvid}
+PYTHON=${PYTHON:-python3}
+
+# Network: PSPNet on ResNet-50 at 1/8 width, from scratch (no ImageNet
+# initialisation is available offline); --bn_decay 0.99 because the
+# original 0.9997 needs far more steps than a CPU budget allows.
+MODEL=pspnet
+BACKBONE=resnet_v1_50
+WIDTH_MULTIPLIER=0.125
+BN_DECAY=0.99
+NUM_CLASSES=11
+EMBEDDING_DIM=32
+
+# Training (random scale 0.5-2, mirror, random 224x224 crops).
+BATCH_SIZE=8
+TRAIN_INPUT_SIZE=224,224
+LEARNING_RATE=0.03
+WEIGHT_DECAY=5e-4
+SEGSORT_STEPS=${SEGSORT_STEPS:-4000}
+UNSUP_STEPS=${UNSUP_STEPS:-4000}
+SOFTMAX_STEPS=${SOFTMAX_STEPS:-4000}
+
+# SegSort.
+CONCENTRATION=10
+NUM_CLUSTERS=5
+KMEANS_ITERATIONS=10
+NUM_BANKS=2
+K_IN_NEAREST_NEIGHBORS=15
+
+# Inference on the whole 360x480 image.
+INFERENCE_INPUT_SIZE=360,480
+
+# Stages (1 = run).
+IS_OVERSEG=${IS_OVERSEG:-1}
+IS_SEGSORT=${IS_SEGSORT:-1}
+IS_UNSUP=${IS_UNSUP:-1}
+IS_SOFTMAX=${IS_SOFTMAX:-1}
+
+if [ "${SMOKE:-0}" = "1" ]; then
+  BATCH_SIZE=2; TRAIN_INPUT_SIZE=64,64; WIDTH_MULTIPLIER=0.0625
+  EMBEDDING_DIM=8; SEGSORT_STEPS=2; UNSUP_STEPS=2; SOFTMAX_STEPS=2
+  NUM_CLUSTERS=2; KMEANS_ITERATIONS=2; K_IN_NEAREST_NEIGHBORS=3
+fi
+
+for f in "${DATAROOT}/train.txt" "${DATAROOT}/val.txt"; do
+  if [ ! -f "$f" ]; then
+    echo "error: $f not found: set DATAROOT to the CamVid folder (README, CamVid)." >&2
+    exit 1
+  fi
+done
+mkdir -p "${WORK_DIR}"
+TIMINGS=${WORK_DIR}/timings.txt
+: > "${TIMINGS}"
+stage() {
+  local name=$1; shift
+  local start=${SECONDS}
+  echo; echo "=== ${name}"
+  "$@"
+  echo "${name} $((SECONDS - start))" >> "${TIMINGS}"
+  echo "=== ${name}: $((SECONDS - start)) s"
+}
+
+# The training list with a third column: where the masks are (or will be).
+TRAIN_LIST=${WORK_DIR}/train_overseg.txt
+HED_DIR=$(cd "${WORK_DIR}" && pwd)/hed
+VAL_LIST=${WORK_DIR}/val.txt
+LIMIT=cat
+if [ "${SMOKE:-0}" = "1" ]; then LIMIT="head -n 4"; fi
+${LIMIT} "${DATAROOT}/train.txt" | awk -v hed="${HED_DIR}" '{n=$1;
+  sub(/.*\//, "", n); sub(/\.[^.]*$/, "", n); print $1, $2, hed "/" n ".png"}' \
+  > "${TRAIN_LIST}"
+${LIMIT} "${DATAROOT}/val.txt" > "${VAL_LIST}"
+
+NET="--model ${MODEL} --backbone ${BACKBONE} --width_multiplier ${WIDTH_MULTIPLIER} --num_classes ${NUM_CLASSES}"
+SEG="--embedding_dim ${EMBEDDING_DIM} --num_clusters ${NUM_CLUSTERS} --kmeans_iterations ${KMEANS_ITERATIONS}"
+TRAIN="--data_dir ${DATAROOT} --data_list ${TRAIN_LIST} --input_size ${TRAIN_INPUT_SIZE} --batch_size ${BATCH_SIZE} --is_training --learning_rate ${LEARNING_RATE} --weight_decay ${WEIGHT_DECAY} --iter_size 1 --random_mirror --random_scale --random_crop --bn_decay ${BN_DECAY} --update_tb_every 200"
+VAL="--data_dir ${DATAROOT} --data_list ${VAL_LIST} --input_size ${INFERENCE_INPUT_SIZE}"
+BENCH="--gt_dir ${DATAROOT}/CamVid/segcls --num_classes ${NUM_CLASSES} --allow_extra_gt"
+
+if [ "${IS_OVERSEG}" = "1" ]; then
+  stage overseg ${PYTHON} pyscripts/tools/make_oversegmentation.py \
+    --data_dir ${DATAROOT} --data_list ${TRAIN_LIST}
+fi
+
+segsort_eval() {
+  ${PYTHON} pyscripts/inference/extract_prototypes.py ${NET} ${SEG} \
+    --data_dir ${DATAROOT} --data_list ${TRAIN_LIST} \
+    --input_size ${INFERENCE_INPUT_SIZE} --strides ${INFERENCE_INPUT_SIZE} \
+    --restore_from $1 --save_dir $1/results/train
+  ${PYTHON} pyscripts/inference/inference_segsort.py ${NET} ${SEG} ${VAL} \
+    --k_in_nearest_neighbors ${K_IN_NEAREST_NEIGHBORS} --restore_from $1 \
+    --prototype_dir $1/results/train/prototypes --save_dir $1/results/val
+  ${PYTHON} pyscripts/benchmark/benchmark_by_mIoU.py ${BENCH} \
+    --pred_dir $1/results/val/gray --output_json $1/results/val/miou.json
+}
+
+if [ "${IS_SEGSORT}" = "1" ]; then
+  D=${WORK_DIR}/segsort_pspnet_${BACKBONE}_w${WIDTH_MULTIPLIER}_1xb${BATCH_SIZE}-${SEGSORT_STEPS}it_camvid-${TRAIN_INPUT_SIZE/,/x}
+  stage segsort_train ${PYTHON} pyscripts/train/train_segsort.py ${NET} ${SEG} ${TRAIN} \
+    --concentration ${CONCENTRATION} --num_banks ${NUM_BANKS} \
+    --num_steps ${SEGSORT_STEPS} --save_pred_every 1000 --snapshot_dir ${D}
+  stage segsort_eval segsort_eval ${D}
+fi
+
+if [ "${IS_UNSUP}" = "1" ]; then
+  D=${WORK_DIR}/unsup_segsort_pspnet_${BACKBONE}_w${WIDTH_MULTIPLIER}_1xb${BATCH_SIZE}-${UNSUP_STEPS}it_camvid-${TRAIN_INPUT_SIZE/,/x}
+  stage unsup_train ${PYTHON} pyscripts/train/train_segsort_unsup.py ${NET} ${SEG} ${TRAIN} \
+    --concentration ${CONCENTRATION} --num_banks 0 \
+    --num_steps ${UNSUP_STEPS} --save_pred_every 1000 --snapshot_dir ${D}
+  stage unsup_eval segsort_eval ${D}
+fi
+
+if [ "${IS_SOFTMAX}" = "1" ]; then
+  D=${WORK_DIR}/softmax_pspnet_${BACKBONE}_w${WIDTH_MULTIPLIER}_1xb${BATCH_SIZE}-${SOFTMAX_STEPS}it_camvid-${TRAIN_INPUT_SIZE/,/x}
+  stage softmax_train ${PYTHON} pyscripts/train/train.py ${NET} ${TRAIN} \
+    --num_steps ${SOFTMAX_STEPS} --save_pred_every 1000 --snapshot_dir ${D}
+  softmax_eval() {
+    ${PYTHON} pyscripts/inference/inference.py ${NET} ${VAL} \
+      --restore_from ${D} --save_dir ${D}/results/val
+    ${PYTHON} pyscripts/benchmark/benchmark_by_mIoU.py ${BENCH} \
+      --pred_dir ${D}/results/val/gray --output_json ${D}/results/val/miou.json
+  }
+  stage softmax_eval softmax_eval
+fi
+
+echo; echo "Stage wall times (s):"; cat "${TIMINGS}"
