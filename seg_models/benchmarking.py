@@ -32,6 +32,7 @@ from network.multigpu import towers
 from network.segsort import eval_utils
 from network.segsort import train_utils
 from seg_models import checkpoints
+from seg_models import image_reader
 from seg_models import predictor
 from seg_models import trainer
 from utils import general
@@ -574,4 +575,185 @@ def format_report(results):
   lines.append('(loaded: RSS with the bank in memory; search+: what the '
                'search adds, bounded by the chunk size; Q x P: one '
                'similarity matrix over the whole bank)')
+  return '\n'.join(lines)
+
+
+# ---------------------------------------------------------------------------
+# Input pipeline against training (pyscripts/benchmark/
+# benchmark_input_pipeline.py).
+# ---------------------------------------------------------------------------
+
+# The goal of the issue: the pipeline delivers examples faster than a
+# training step consumes them, i.e. training never waits for its input.
+MIN_PIPELINE_RATIO = 1.0
+
+
+def get_rate(count, seconds, what):
+  """count / sum(seconds): a throughput over consecutive timed calls.
+
+  A rate over the total time (not 1 / median) is what a training run
+  sees: count items went through in sum(seconds).
+
+  Raises:
+    BenchmarkError if nothing was timed.
+  """
+  total = float(np.sum(np.asarray(seconds, dtype=np.float64)))
+  if count < 1 or total <= 0:
+    raise BenchmarkError('no %s were timed (count %d, %.3g s)'
+                         % (what, count, total))
+  return count / total
+
+
+def benchmark_input_pipeline(opts, batches, warmup,
+                             loss_type=trainer.LOSS_SEGSORT,
+                             show_progress=True):
+  """Times the training input pipeline alone, without the network.
+
+  The dataset is the one trainer.build_train_graph builds for loss_type
+  (image_reader.get_train_dataset with the same list, crop size, batch,
+  augmentation switches, seed and, for SegSort, the grid cluster labels and
+  locations), drawn through a one-shot iterator in a session of its own.
+  Each timed call runs the iterator's get_next through a no-op that depends
+  on it, so the batch is produced but not copied out to NumPy (training
+  reads it inside the graph too). In a tight loop the prefetch buffer stays
+  empty, so the calls measure what the pipeline produces, not what it had
+  stored ahead.
+
+  Args:
+    opts: trainer.TrainOptions.
+    batches: timed batches.
+    warmup: untimed batches first (at least one is drawn, fetched as arrays
+      to record the batch's shapes; later ones let tf.data's autotuning
+      settle).
+    loss_type: one of trainer.LOSS_TYPES (which channels a sample has).
+    show_progress: tqdm bar.
+
+  Returns:
+    A dict: build_seconds (graph + session + first batch), batch_seconds
+    (list), total_seconds, batches, batches_per_s, examples_per_s
+    (= batch_size * batches_per_s), batch_shapes {key: shape}.
+  """
+  if batches < 1:
+    raise BenchmarkError('time at least one batch, got %d' % batches)
+  segsort = loss_type == trainer.LOSS_SEGSORT
+  unsupervised = loss_type == trainer.LOSS_UNSUPERVISED
+  start = time.perf_counter()
+  graph = tf.Graph()
+  with graph.as_default():
+    dataset = image_reader.get_train_dataset(
+        opts.data_dir, opts.data_list, opts.input_size, opts.batch_size,
+        random_scale=opts.random_scale, random_mirror=opts.random_mirror,
+        random_crop=opts.random_crop, ignore_label=opts.ignore_label,
+        num_clusters=opts.num_clusters if segsort else None,
+        with_label=not unsupervised, with_overseg=unsupervised,
+        shuffle=True, seed=opts.random_seed)
+    batch = tf.data.make_one_shot_iterator(dataset).get_next()
+    consume = tf.group(*tf.nest.flatten(batch))
+  graph.finalize()
+  with tf.Session(graph=graph, config=towers.session_config(1)) as sess:
+    first = sess.run(batch)
+    build_seconds = time.perf_counter() - start
+    shapes = {key: list(np.shape(value)) for key, value in first.items()}
+    batch_seconds = time_calls(lambda: sess.run(consume), batches,
+                               max(warmup - 1, 0), desc='input pipeline',
+                               show_progress=show_progress)
+  batches_per_s = get_rate(batches, batch_seconds, 'input batches')
+  return {
+      'build_seconds': build_seconds,
+      'batch_seconds': batch_seconds,
+      'total_seconds': float(np.sum(batch_seconds)),
+      'batches': batches,
+      'batches_per_s': batches_per_s,
+      'examples_per_s': opts.batch_size * batches_per_s,
+      'batch_shapes': shapes,
+  }
+
+
+def summarize_input_pipeline(settings, pipeline, train):
+  """The results dict of benchmark_input_pipeline.py (its JSON layout).
+
+  Args:
+    settings: dict of the settings used (with batch_size).
+    pipeline: a benchmark_input_pipeline result.
+    train: a benchmark_train_step result.
+
+  Returns:
+    A JSON-able dict:
+      settings;
+      pipeline {examples_per_s, batches_per_s, batches, total_seconds,
+                batch_seconds, build_seconds, batch_shapes};
+      training {steps_per_s, examples_per_s (= batch_size * steps_per_s),
+                steps, step_seconds, step_median_seconds,
+                step_min_seconds, forward_median_seconds, build_seconds,
+                final_loss};
+      ratio_pipeline_over_training  pipeline / training examples per second;
+      input_cpu_share  its inverse: the share of the pipeline's capacity a
+                       training run uses;
+      goals {pipeline_faster_than_training}.
+  """
+  batch_size = settings['batch_size']
+  steps = len(train['step_seconds'])
+  steps_per_s = get_rate(steps, train['step_seconds'], 'training steps')
+  training = {
+      'steps_per_s': steps_per_s,
+      'examples_per_s': batch_size * steps_per_s,
+      'steps': steps,
+      'step_seconds': list(train['step_seconds']),
+      'step_median_seconds': train['step_median_seconds'],
+      'step_min_seconds': float(min(train['step_seconds'])),
+      'forward_median_seconds': train['forward_median_seconds'],
+      'build_seconds': train['build_seconds'],
+      'final_loss': train['final_loss'],
+  }
+  keys = ('examples_per_s', 'batches_per_s', 'batches', 'total_seconds',
+          'batch_seconds', 'build_seconds', 'batch_shapes')
+  ratio = pipeline['examples_per_s'] / training['examples_per_s']
+  return {
+      'settings': settings,
+      'pipeline': {key: pipeline[key] for key in keys},
+      'training': training,
+      'ratio_pipeline_over_training': ratio,
+      'input_cpu_share': 1.0 / ratio,
+      'goals': {'pipeline_faster_than_training':
+                    bool(ratio > MIN_PIPELINE_RATIO)},
+  }
+
+
+def format_input_pipeline_report(results):
+  """The printed summary of a summarize_input_pipeline() dict."""
+  s = results['settings']
+  pipeline, training = results['pipeline'], results['training']
+  ratio = results['ratio_pipeline_over_training']
+  data = s['data']
+  if isinstance(data, dict):
+    data = data['data_list']
+  load = s.get('load_average') or {}
+  lines = [
+      'Input pipeline vs training: %s %s x%g, %dx%d crops, batch %d, '
+      'augmentation %s; data: %s' % (
+          s['model'], s['backbone'], s['width_multiplier'],
+          s['input_size'][0], s['input_size'][1], s['batch_size'],
+          ', '.join(s['augmentation']) or 'none', data),
+      '%-15s %12.2f examples/s  (%8.3f batches/s; %d batches after %d '
+      'warm-up in %.2f s)' % (
+          'pipeline alone', pipeline['examples_per_s'],
+          pipeline['batches_per_s'], pipeline['batches'],
+          max(s['warmup'], 1),
+          pipeline['total_seconds']),
+      '%-15s %12.2f examples/s  (%8.3f steps/s; %d steps after %d warm-up,'
+      ' median step %.3f s, fastest %.3f s)' % (
+          'training', training['examples_per_s'], training['steps_per_s'],
+          training['steps'], s['warmup'], training['step_median_seconds'],
+          training['step_min_seconds']),
+      'ratio pipeline / training examples/s: %.2f (goal > %g: %s); the '
+      'pipeline needs %.1f%% of its own capacity to feed training' % (
+          ratio, MIN_PIPELINE_RATIO,
+          _met(ratio > MIN_PIPELINE_RATIO),
+          100.0 * results['input_cpu_share']),
+  ]
+  if load:
+    lines.append('load average (1 min) before / after: %s / %s on %s CPUs'
+                 % (load.get('before', ['n/a'])[0],
+                    load.get('after', ['n/a'])[0],
+                    s['machine']['cpu_count']))
   return '\n'.join(lines)

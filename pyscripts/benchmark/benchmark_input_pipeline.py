@@ -1,0 +1,213 @@
+"""Is the input pipeline fast enough? Pipeline alone against training.
+
+Measures, in one run on the same machine and settings:
+
+1. The training input pipeline alone (seg_models/image_reader.py
+   get_train_dataset, exactly as the SegSort trainer builds it: decode,
+   random scale, mirror and crop to --input_size, grid cluster labels and
+   locations), with no network: --pipeline_batches batches after --warmup
+   untimed ones -> examples/s and batches/s.
+2. Training steps with the trainer's real graph (seg_models/trainer.py
+   build_train_graph with the SegSort loss, the same pipeline feeding it,
+   one batch per step), --steps steps after --warmup untimed ones, through
+   seg_models/benchmarking.benchmark_train_step -> steps/s, and the
+   examples/s training consumes, batch_size * steps/s.
+3. Their ratio, pipeline examples/s / training examples/s: above 1 the
+   pipeline delivers faster than training consumes, so training does not
+   wait for its input. Its inverse is the share of the pipeline's capacity
+   (measured with the whole machine to itself) that feeding training needs;
+   during training the pipeline's threads share the CPU with the step.
+
+Rates are counts over the total time of the timed calls (what a run sees),
+not 1 / median. Without --data_list, a synthetic VOC-like dataset
+(pyscripts/tools/make_synthetic_dataset.py) of --synthetic_images JPEG
+images of --synthetic_size (VOC's typical 375x500 by default, so that
+decoding and scaling cost what they cost on VOC) is written to a temporary
+folder and removed afterwards. The weights are the initial ones unless
+--restore_from is given (the step time does not depend on them). Timings on
+a machine shared with other jobs vary: the 1-minute load average before and
+after the run is recorded.
+
+JSON written to --output_json (if given; times in seconds):
+  settings   flags, data, machine, load_average {before, after}
+  pipeline   {examples_per_s, batches_per_s, batches, total_seconds,
+              batch_seconds, build_seconds, batch_shapes}
+  training   {steps_per_s, examples_per_s, steps, step_seconds,
+              step_median_seconds, step_min_seconds, forward_median_seconds,
+              build_seconds, final_loss}
+  ratio_pipeline_over_training, input_cpu_share
+  goals      {pipeline_faster_than_training}
+
+The defaults are the paper's setting (PSPNet ResNet-101, 336x336, batch 8),
+slow on a CPU (~10 s or more per step on 2 cores); a short run of it and a
+small CPU setting:
+
+  python pyscripts/benchmark/benchmark_input_pipeline.py --steps 3 --warmup 1
+  python pyscripts/benchmark/benchmark_input_pipeline.py \\
+    --width_multiplier 0.125 --backbone resnet_v1_50 --input_size 224,224
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))
+
+from pyscripts import flags  # noqa: E402
+from pyscripts.tools import make_synthetic_dataset  # noqa: E402
+from seg_models import benchmarking  # noqa: E402
+from seg_models import image_reader  # noqa: E402
+from seg_models import trainer  # noqa: E402
+from utils import general  # noqa: E402
+
+USER_ERRORS = (benchmarking.BenchmarkError, trainer.TrainingError,
+               image_reader.DataListError)
+# What the pipeline does to every training example (the VOC recipe).
+AUGMENTATION = ('random_scale', 'random_mirror', 'random_crop')
+
+
+def _int_at_least(minimum):
+  """An argparse type: an integer >= minimum."""
+  def parse(text):
+    try:
+      value = int(text)
+    except ValueError:
+      value = minimum - 1
+    if value < minimum:
+      raise argparse.ArgumentTypeError('expected an integer >= %d, got %r'
+                                       % (minimum, text))
+    return value
+  return parse
+
+
+def _image_size(text):
+  """'H,W' with both >= 16 (the synthetic generator's minimum)."""
+  try:
+    values = [int(v) for v in text.split(',')]
+  except ValueError:
+    values = []
+  if len(values) != 2 or min(values) < 16:
+    raise argparse.ArgumentTypeError('expected "H,W" with both >= 16, got %r'
+                                     % (text,))
+  return tuple(values)
+
+
+def get_arguments(argv=None):
+  parser = flags.get_parser(__doc__)
+  flags.add_data_flags(parser, input_size='336,336', batch_size=8)
+  flags.add_model_flags(parser)
+  flags.add_segsort_flags(parser)
+  group = parser.add_argument_group('benchmark')
+  group.add_argument('--steps', type=_int_at_least(1), default=10,
+                     help='Timed training steps.')
+  group.add_argument('--warmup', type=_int_at_least(0), default=2,
+                     help='Untimed training steps, and untimed pipeline '
+                          'batches (at least one), before the timed ones.')
+  group.add_argument('--pipeline_batches', type=_int_at_least(1), default=40,
+                     help='Timed batches of the pipeline alone.')
+  group.add_argument('--output_json', type=str, default='',
+                     help='Where to write the results as JSON (nothing is '
+                          'written without it).')
+  group.add_argument('--synthetic_images', type=_int_at_least(1),
+                     default=64,
+                     help='Without --data_list: images of the synthetic '
+                          'dataset (the pipeline cycles through them).')
+  group.add_argument('--synthetic_size', type=_image_size, default='375,500',
+                     help='Without --data_list: H,W of the synthetic images '
+                          '(VOC-like by default).')
+  return parser.parse_args(argv)
+
+
+def _write_synthetic_data(args, folder):
+  """The synthetic dataset; returns (data_dir, data_list)."""
+  height, width = args.synthetic_size
+  num_classes = min(max(args.num_classes, 2),
+                    make_synthetic_dataset.MAX_NUM_CLASSES)
+  make_synthetic_dataset.generate_dataset(
+      folder, num_train=max(args.synthetic_images, args.batch_size),
+      num_val=0, height=height, width=width, num_classes=num_classes,
+      seed=args.random_seed, show_progress=False)
+  return folder, os.path.join(folder, 'train.txt')
+
+
+def get_settings(args, synthetic):
+  return {
+      'model': args.model, 'backbone': args.backbone,
+      'backbone_variant': args.backbone_variant,
+      'width_multiplier': args.width_multiplier,
+      'input_size': list(args.input_size), 'batch_size': args.batch_size,
+      'num_classes': args.num_classes, 'embedding_dim': args.embedding_dim,
+      'num_clusters': args.num_clusters,
+      'kmeans_iterations': args.kmeans_iterations,
+      'num_banks': args.num_banks, 'restore_from': args.restore_from,
+      'loss': trainer.LOSS_SEGSORT, 'augmentation': list(AUGMENTATION),
+      'steps': args.steps, 'warmup': args.warmup,
+      'pipeline_batches': args.pipeline_batches,
+      'data': ('synthetic %d images %dx%d (JPEG)'
+               % ((max(args.synthetic_images, args.batch_size),) +
+                  tuple(args.synthetic_size)) if synthetic else
+               {'data_dir': args.data_dir, 'data_list': args.data_list}),
+      'machine': benchmarking.get_machine(),
+  }
+
+
+def _load_average():
+  try:
+    return [round(v, 2) for v in os.getloadavg()]
+  except OSError:
+    return None
+
+
+def benchmark(args):
+  """Times the pipeline, then training; prints and returns the results."""
+  synthetic = not args.data_list
+  if synthetic and args.data_dir:
+    raise benchmarking.BenchmarkError(
+        '--data_dir %s was given without --data_list (the list of examples '
+        'to read from it)' % args.data_dir)
+  load_before = _load_average()
+  folder = (tempfile.mkdtemp(prefix='benchmark_input_pipeline_')
+            if synthetic else None)
+  try:
+    data_dir, data_list = (_write_synthetic_data(args, folder) if synthetic
+                           else (args.data_dir, args.data_list))
+    opts = trainer.TrainOptions.from_args(
+        args, data_dir=data_dir, data_list=data_list, is_training=True,
+        iter_size=1, num_gpu=1, snapshot_dir=tempfile.gettempdir(),
+        show_progress=True, **{name: True for name in AUGMENTATION})
+    # The pipeline first: a bad data list fails here, in seconds, before
+    # the network is built.
+    pipeline = benchmarking.benchmark_input_pipeline(
+        opts, args.pipeline_batches, args.warmup, trainer.LOSS_SEGSORT)
+    train = benchmarking.benchmark_train_step(opts, trainer.LOSS_SEGSORT,
+                                              args.steps, args.warmup)
+  finally:
+    if folder:
+      shutil.rmtree(folder, ignore_errors=True)
+  settings = get_settings(args, synthetic)
+  settings['load_average'] = {'before': load_before,
+                              'after': _load_average()}
+  results = benchmarking.summarize_input_pipeline(settings, pipeline, train)
+  print(benchmarking.format_input_pipeline_report(results))
+  if args.output_json:
+    general.atomic_write_text(args.output_json,
+                              json.dumps(results, indent=2) + '\n')
+    print('Wrote %s' % args.output_json)
+  return results
+
+
+def main(argv=None):
+  args = get_arguments(argv)
+  try:
+    return benchmark(args)
+  except USER_ERRORS as e:
+    flags.fail(str(e))
+  except KeyboardInterrupt:
+    sys.exit(130)
+
+
+if __name__ == '__main__':
+  main()
