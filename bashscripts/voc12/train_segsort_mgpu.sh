@@ -28,6 +28,8 @@
 
 set -e
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+# The steps (train_step, extract_prototypes, infer_*, benchmark_*, ...).
+source bashscripts/voc12/common.sh
 
 # Data, lists, checkpoints and the Python to run.
 DATAROOT=${DATAROOT:-/path/to/datasets}
@@ -130,254 +132,83 @@ DATA_DIR=${DATAROOT}/VOCdevkit
 GT_DIR=${DATA_DIR}/VOC2012/segcls
 export PYTHONPATH=$(pwd)${PYTHONPATH:+:${PYTHONPATH}}
 
-# Writes a 6 + 3 image synthetic dataset in the VOC layout, and list files
-# in the format make_voc_lists.py writes (paths relative to DATA_DIR).
-make_smoke_dataset() {
-  "${PYTHON}" pyscripts/tools/make_synthetic_dataset.py \
-    --output_dir "${DATA_DIR}/VOC2012" --num_train 6 --num_val 3 \
-    --height 48 --width 64 --num_classes "${NUM_CLASSES}" --seed 0
-  mkdir -p "${LIST_DIR}"
-  for split in train val; do
-    awk '{ for (i = 1; i <= NF; i++) $i = "VOC2012/" $i; print }' \
-      "${DATA_DIR}/VOC2012/${split}.txt" > "${LIST_DIR}/${split}.txt"
-  done
-  cp "${LIST_DIR}/train.txt" "${LIST_DIR}/train+.txt"
-}
-
-# Stops before any training when an input of the enabled steps is missing.
-check_inputs() {
-  local missing=() split
-  [ -d "${DATA_DIR}" ] || missing+=("VOCdevkit folder ${DATA_DIR} (set DATAROOT)")
-  for split in "$@"; do
-    [ -f "${LIST_DIR}/${split}.txt" ] || missing+=("list file ${LIST_DIR}/${split}.txt")
-  done
-  if [ "${IS_BENCHMARK_1}" = 1 ] || [ "${IS_BENCHMARK_2}" = 1 ]; then
-    [ -d "${GT_DIR}" ] || missing+=("ground-truth folder ${GT_DIR}")
-  fi
-  # An empty IMAGENET_CKPT (smoke mode) means random initial weights.
-  if [ "${IS_TRAIN_1}" = 1 ] && [ -n "${IMAGENET_CKPT}" ] &&
-     [ ! -e "${IMAGENET_CKPT}" ] && [ ! -e "${IMAGENET_CKPT}.index" ]; then
-    missing+=("ImageNet checkpoint ${IMAGENET_CKPT} (see snapshots/README.md)")
-  fi
-  if [ ${#missing[@]} -gt 0 ]; then
-    {
-      echo "error: $(basename "$0"): nothing was run, missing:"
-      printf '  - %s\n' "${missing[@]}"
-      echo "Build the lists and VOC2012/segcls with"
-      echo "  python pyscripts/tools/make_voc_lists.py --data_dir \${DATAROOT}/VOCdevkit --sbd_dir \${DATAROOT}"
-      echo "and see README.md (Data); or run SMOKE=1 bash bashscripts/voc12/$(basename "$0") for a synthetic check."
-    } >&2
-    exit 1
-  fi
-}
-
-# Benchmarks every prediction folder of one stage (single-, multi-scale).
-benchmark() {
-  local found=0 save_dir
-  for save_dir in "$@"; do
-    if [ -d "${save_dir}/gray" ]; then
-      found=1
-      echo "mIoU of ${save_dir}:"
-      "${PYTHON}" pyscripts/benchmark/benchmark_by_mIoU.py \
-        --pred_dir "${save_dir}/gray/" \
-        --gt_dir "${GT_DIR}/" \
-        --num_classes ${NUM_CLASSES} \
-        --allow_extra_gt \
-        --output_json "${save_dir}/miou.json"
-    fi
-  done
-  if [ ${found} = 0 ]; then
-    echo "error: no predictions to benchmark in: $*" >&2
-    exit 1
-  fi
-}
-
 if [ "${SMOKE}" = 1 ]; then
   echo "SMOKE=1: synthetic data and outputs in ${SMOKE_DIR}"
   make_smoke_dataset
 fi
+# Stop before any training when an input of the enabled steps is missing.
 LISTS=(train+ ${INFERENCE_SPLIT})
 if [ "${IS_TRAIN_2}" = 1 ] || [ "${IS_PROTOTYPE_2}" = 1 ]; then
   LISTS+=(train)
 fi
-check_inputs "${LISTS[@]}"
+NEED_GT=0
+if [ "${IS_BENCHMARK_1}" = 1 ] || [ "${IS_BENCHMARK_2}" = 1 ]; then
+  NEED_GT=1
+fi
+check_inputs "${IS_TRAIN_1}" "${NEED_GT}" "${LISTS[@]}"
 
 # Stage 1: train on train+ from ImageNet, the head (block5) initialised anew.
 # --num_steps N ends with model.ckpt-N here (the original passed N+1: its
 # loop counted from 0, and it also ended at model.ckpt-N).
 if [ "${IS_TRAIN_1}" = 1 ]; then
-  "${PYTHON}" pyscripts/train/train_segsort_mgpu.py \
-    --snapshot_dir "${SNAPSHOT_DIR}/stage1" \
-    --restore_from "${IMAGENET_CKPT}" \
-    --data_list "${LIST_DIR}/train+.txt" \
-    --data_dir "${DATA_DIR}/" \
-    --backbone ${BACKBONE} \
-    --backbone_variant ${BACKBONE_VARIANT} \
-    --width_multiplier ${WIDTH_MULTIPLIER} \
-    --batch_size ${BATCH_SIZE} \
-    --save_pred_every ${NUM_STEPS_1} \
-    --update_tb_every ${UPDATE_TB_EVERY} \
-    --input_size ${TRAIN_INPUT_SIZE} \
-    --learning_rate ${LEARNING_RATE_1} \
-    --weight_decay ${WEIGHT_DECAY} \
-    --iter_size ${ITER_SIZE} \
-    --num_classes ${NUM_CLASSES} \
-    --num_steps ${NUM_STEPS_1} \
-    --concentration ${CONCENTRATION} \
-    --num_banks ${NUM_BANKS} \
-    --embedding_dim ${EMBEDDING_DIM} \
-    --num_clusters ${NUM_CLUSTERS} \
-    --kmeans_iterations ${KMEANS_ITERATIONS} \
-    --num_gpu ${NUM_GPU} \
-    --random_mirror \
-    --random_scale \
-    --random_crop \
-    --not_restore_classifier \
-    --is_training
+  train_step pyscripts/train/train_segsort_mgpu.py "${SNAPSHOT_DIR}/stage1" \
+    "${IMAGENET_CKPT}" train+ \
+    "${LEARNING_RATE_1}" "${NUM_STEPS_1}" "${NUM_STEPS_1}" \
+    --num_banks "${NUM_BANKS}" --num_clusters "${NUM_CLUSTERS}" \
+    --kmeans_iterations "${KMEANS_ITERATIONS}" --num_gpu "${NUM_GPU}" \
+    --not_restore_classifier
 fi
 
 # Stage 1: prototypes of train+.
 if [ "${IS_PROTOTYPE_1}" = 1 ]; then
-  "${PYTHON}" pyscripts/inference/extract_prototypes.py \
-    --data_dir "${DATA_DIR}/" \
-    --data_list "${LIST_DIR}/train+.txt" \
-    --restore_from "${SNAPSHOT_DIR}/stage1/model.ckpt-${NUM_STEPS_1}" \
-    --backbone ${BACKBONE} \
-    --backbone_variant ${BACKBONE_VARIANT} \
-    --width_multiplier ${WIDTH_MULTIPLIER} \
-    --input_size ${INFERENCE_INPUT_SIZE} \
-    --strides ${INFERENCE_STRIDES} \
-    --num_classes ${NUM_CLASSES} \
-    --ignore_label 255 \
-    --embedding_dim ${EMBEDDING_DIM} \
-    --num_clusters ${NUM_CLUSTERS} \
-    --kmeans_iterations ${KMEANS_ITERATIONS} \
-    --save_dir "${SNAPSHOT_DIR}/stage1/results/train+"
+  extract_prototypes "${SNAPSHOT_DIR}/stage1/model.ckpt-${NUM_STEPS_1}" train+ \
+    "${SNAPSHOT_DIR}/stage1/results/train+"
 fi
 
 # Stage 1: single-scale inference (VOC colours are the default colormap).
 if [ "${IS_INFERENCE_1}" = 1 ]; then
-  "${PYTHON}" pyscripts/inference/inference_segsort.py \
-    --data_dir "${DATA_DIR}/" \
-    --data_list "${LIST_DIR}/${INFERENCE_SPLIT}.txt" \
-    --input_size ${SS_INPUT_SIZE} \
-    --strides ${INFERENCE_STRIDES} \
-    --restore_from "${SNAPSHOT_DIR}/stage1/model.ckpt-${NUM_STEPS_1}" \
-    --backbone ${BACKBONE} \
-    --backbone_variant ${BACKBONE_VARIANT} \
-    --width_multiplier ${WIDTH_MULTIPLIER} \
-    --num_classes ${NUM_CLASSES} \
-    --ignore_label 255 \
-    --embedding_dim ${EMBEDDING_DIM} \
-    --num_clusters ${NUM_CLUSTERS} \
-    --kmeans_iterations ${KMEANS_ITERATIONS} \
-    --k_in_nearest_neighbors ${K_IN_NEAREST_NEIGHBORS} \
-    --save_dir "${SNAPSHOT_DIR}/stage1/results/${INFERENCE_SPLIT}" \
-    --prototype_dir "${SNAPSHOT_DIR}/stage1/results/train+/prototypes"
+  infer_single_scale "${SNAPSHOT_DIR}/stage1/model.ckpt-${NUM_STEPS_1}" \
+    "${SNAPSHOT_DIR}/stage1/results/train+/prototypes" \
+    "${SNAPSHOT_DIR}/stage1/results/${INFERENCE_SPLIT}"
 fi
 
 # Stage 1: mIoU.
 if [ "${IS_BENCHMARK_1}" = 1 ]; then
-  benchmark "${SNAPSHOT_DIR}/stage1/results/${INFERENCE_SPLIT}"
+  benchmark_existing "${SNAPSHOT_DIR}/stage1/results/${INFERENCE_SPLIT}"
 fi
 
 # Stage 2: continue on train from stage 1, head included.
 if [ "${IS_TRAIN_2}" = 1 ]; then
-  "${PYTHON}" pyscripts/train/train_segsort_mgpu.py \
-    --snapshot_dir "${SNAPSHOT_DIR}/stage2" \
-    --restore_from "${SNAPSHOT_DIR}/stage1/model.ckpt-${NUM_STEPS_1}" \
-    --data_list "${LIST_DIR}/train.txt" \
-    --data_dir "${DATA_DIR}/" \
-    --backbone ${BACKBONE} \
-    --backbone_variant ${BACKBONE_VARIANT} \
-    --width_multiplier ${WIDTH_MULTIPLIER} \
-    --batch_size ${BATCH_SIZE} \
-    --save_pred_every ${SAVE_PRED_EVERY_2} \
-    --update_tb_every ${UPDATE_TB_EVERY} \
-    --input_size ${TRAIN_INPUT_SIZE} \
-    --learning_rate ${LEARNING_RATE_2} \
-    --weight_decay ${WEIGHT_DECAY} \
-    --iter_size ${ITER_SIZE} \
-    --num_classes ${NUM_CLASSES} \
-    --num_steps ${NUM_STEPS_2} \
-    --concentration ${CONCENTRATION} \
-    --num_banks ${NUM_BANKS} \
-    --embedding_dim ${EMBEDDING_DIM} \
-    --num_clusters ${NUM_CLUSTERS} \
-    --kmeans_iterations ${KMEANS_ITERATIONS} \
-    --num_gpu ${NUM_GPU} \
-    --random_mirror \
-    --random_scale \
-    --random_crop \
-    --is_training
+  train_step pyscripts/train/train_segsort_mgpu.py "${SNAPSHOT_DIR}/stage2" \
+    "${SNAPSHOT_DIR}/stage1/model.ckpt-${NUM_STEPS_1}" train \
+    "${LEARNING_RATE_2}" "${NUM_STEPS_2}" "${SAVE_PRED_EVERY_2}" \
+    --num_banks "${NUM_BANKS}" --num_clusters "${NUM_CLUSTERS}" \
+    --kmeans_iterations "${KMEANS_ITERATIONS}" --num_gpu "${NUM_GPU}"
 fi
 
 # Stage 2: prototypes of train.
 if [ "${IS_PROTOTYPE_2}" = 1 ]; then
-  "${PYTHON}" pyscripts/inference/extract_prototypes.py \
-    --data_dir "${DATA_DIR}/" \
-    --data_list "${LIST_DIR}/train.txt" \
-    --restore_from "${SNAPSHOT_DIR}/stage2/model.ckpt-${NUM_STEPS_2}" \
-    --backbone ${BACKBONE} \
-    --backbone_variant ${BACKBONE_VARIANT} \
-    --width_multiplier ${WIDTH_MULTIPLIER} \
-    --input_size ${INFERENCE_INPUT_SIZE} \
-    --strides ${INFERENCE_STRIDES} \
-    --num_classes ${NUM_CLASSES} \
-    --ignore_label 255 \
-    --embedding_dim ${EMBEDDING_DIM} \
-    --num_clusters ${NUM_CLUSTERS} \
-    --kmeans_iterations ${KMEANS_ITERATIONS} \
-    --save_dir "${SNAPSHOT_DIR}/stage2/results/train"
+  extract_prototypes "${SNAPSHOT_DIR}/stage2/model.ckpt-${NUM_STEPS_2}" train \
+    "${SNAPSHOT_DIR}/stage2/results/train"
 fi
 
 # Stage 2: single-scale inference.
 if [ "${IS_INFERENCE_2}" = 1 ]; then
-  "${PYTHON}" pyscripts/inference/inference_segsort.py \
-    --data_dir "${DATA_DIR}/" \
-    --data_list "${LIST_DIR}/${INFERENCE_SPLIT}.txt" \
-    --input_size ${SS_INPUT_SIZE} \
-    --strides ${INFERENCE_STRIDES} \
-    --restore_from "${SNAPSHOT_DIR}/stage2/model.ckpt-${NUM_STEPS_2}" \
-    --backbone ${BACKBONE} \
-    --backbone_variant ${BACKBONE_VARIANT} \
-    --width_multiplier ${WIDTH_MULTIPLIER} \
-    --num_classes ${NUM_CLASSES} \
-    --ignore_label 255 \
-    --embedding_dim ${EMBEDDING_DIM} \
-    --num_clusters ${NUM_CLUSTERS} \
-    --kmeans_iterations ${KMEANS_ITERATIONS} \
-    --k_in_nearest_neighbors ${K_IN_NEAREST_NEIGHBORS} \
-    --save_dir "${SNAPSHOT_DIR}/stage2/results/${INFERENCE_SPLIT}" \
-    --prototype_dir "${SNAPSHOT_DIR}/stage2/results/train/prototypes"
+  infer_single_scale "${SNAPSHOT_DIR}/stage2/model.ckpt-${NUM_STEPS_2}" \
+    "${SNAPSHOT_DIR}/stage2/results/train/prototypes" \
+    "${SNAPSHOT_DIR}/stage2/results/${INFERENCE_SPLIT}"
 fi
 
 # Stage 2: multi-scale inference (scales 0.5 to 1.75 and flips), into its
 # own folder so that it never overwrites single-scale predictions.
 if [ "${IS_INFERENCE_MSC_2}" = 1 ]; then
-  "${PYTHON}" pyscripts/inference/inference_segsort_msc.py \
-    --data_dir "${DATA_DIR}/" \
-    --data_list "${LIST_DIR}/${INFERENCE_SPLIT}.txt" \
-    --input_size ${INFERENCE_INPUT_SIZE} \
-    --strides ${INFERENCE_STRIDES} \
-    --restore_from "${SNAPSHOT_DIR}/stage2/model.ckpt-${NUM_STEPS_2}" \
-    --backbone ${BACKBONE} \
-    --backbone_variant ${BACKBONE_VARIANT} \
-    --width_multiplier ${WIDTH_MULTIPLIER} \
-    --num_classes ${NUM_CLASSES} \
-    --ignore_label 255 \
-    --flip_aug \
-    --scale_aug \
-    --embedding_dim ${EMBEDDING_DIM} \
-    --num_clusters ${NUM_CLUSTERS} \
-    --kmeans_iterations ${KMEANS_ITERATIONS} \
-    --k_in_nearest_neighbors ${K_IN_NEAREST_NEIGHBORS} \
-    --save_dir "${SNAPSHOT_DIR}/stage2/results/${INFERENCE_SPLIT}_msc" \
-    --prototype_dir "${SNAPSHOT_DIR}/stage2/results/train/prototypes"
+  infer_multi_scale "${SNAPSHOT_DIR}/stage2/model.ckpt-${NUM_STEPS_2}" \
+    "${SNAPSHOT_DIR}/stage2/results/train/prototypes" \
+    "${SNAPSHOT_DIR}/stage2/results/${INFERENCE_SPLIT}_msc"
 fi
 
 # Stage 2: mIoU.
 if [ "${IS_BENCHMARK_2}" = 1 ]; then
-  benchmark "${SNAPSHOT_DIR}/stage2/results/${INFERENCE_SPLIT}" \
+  benchmark_existing "${SNAPSHOT_DIR}/stage2/results/${INFERENCE_SPLIT}" \
     "${SNAPSHOT_DIR}/stage2/results/${INFERENCE_SPLIT}_msc"
 fi

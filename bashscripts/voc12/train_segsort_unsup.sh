@@ -26,6 +26,8 @@
 
 set -e
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+# The steps (train_step, extract_prototypes, infer_*, benchmark_*, ...).
+source bashscripts/voc12/common.sh
 
 # Data, lists, checkpoints and the Python to run.
 DATAROOT=${DATAROOT:-/path/to/datasets}
@@ -110,52 +112,12 @@ DATA_DIR=${DATAROOT}/VOCdevkit
 GT_DIR=${DATA_DIR}/VOC2012/segcls
 export PYTHONPATH=$(pwd)${PYTHONPATH:+:${PYTHONPATH}}
 
-# Writes a 6 + 3 image synthetic dataset in the VOC layout, and list files
-# in the format make_voc_lists.py writes (paths relative to DATA_DIR).
-make_smoke_dataset() {
-  "${PYTHON}" pyscripts/tools/make_synthetic_dataset.py \
-    --output_dir "${DATA_DIR}/VOC2012" --num_train 6 --num_val 3 \
-    --height 48 --width 64 --num_classes "${NUM_CLASSES}" --seed 0
-  mkdir -p "${LIST_DIR}"
-  for split in train val; do
-    awk '{ for (i = 1; i <= NF; i++) $i = "VOC2012/" $i; print }' \
-      "${DATA_DIR}/VOC2012/${split}.txt" > "${LIST_DIR}/${split}.txt"
-  done
-  cp "${LIST_DIR}/train.txt" "${LIST_DIR}/train+.txt"
-}
-
-# Stops before any training when an input of the enabled steps is missing.
-check_inputs() {
-  local missing=() split
-  [ -d "${DATA_DIR}" ] || missing+=("VOCdevkit folder ${DATA_DIR} (set DATAROOT)")
-  for split in "$@"; do
-    [ -f "${LIST_DIR}/${split}.txt" ] || missing+=("list file ${LIST_DIR}/${split}.txt")
-  done
-  if [ "${IS_BENCHMARK}" = 1 ]; then
-    [ -d "${GT_DIR}" ] || missing+=("ground-truth folder ${GT_DIR}")
-  fi
-  # An empty IMAGENET_CKPT (smoke mode) means random initial weights.
-  if [ "${IS_TRAIN}" = 1 ] && [ -n "${IMAGENET_CKPT}" ] &&
-     [ ! -e "${IMAGENET_CKPT}" ] && [ ! -e "${IMAGENET_CKPT}.index" ]; then
-    missing+=("ImageNet checkpoint ${IMAGENET_CKPT} (see snapshots/README.md)")
-  fi
-  if [ ${#missing[@]} -gt 0 ]; then
-    {
-      echo "error: $(basename "$0"): nothing was run, missing:"
-      printf '  - %s\n' "${missing[@]}"
-      echo "Build the lists and VOC2012/segcls with"
-      echo "  python pyscripts/tools/make_voc_lists.py --data_dir \${DATAROOT}/VOCdevkit --sbd_dir \${DATAROOT}"
-      echo "and see README.md (Data); or run SMOKE=1 bash bashscripts/voc12/$(basename "$0") for a synthetic check."
-    } >&2
-    exit 1
-  fi
-}
-
 if [ "${SMOKE}" = 1 ]; then
   echo "SMOKE=1: synthetic data and outputs in ${SMOKE_DIR}"
   make_smoke_dataset
 fi
-check_inputs train+ ${INFERENCE_SPLIT}
+# Stop before any training when an input of the enabled steps is missing.
+check_inputs "${IS_TRAIN}" "${IS_BENCHMARK}" train+ ${INFERENCE_SPLIT}
 
 # Oversegmentation masks VOC2012/hed/NAME.png of train+ (the path the reader
 # derives from each label path); existing masks are kept.
@@ -165,85 +127,31 @@ if [ "${IS_OVERSEG}" = 1 ]; then
     --data_list "${LIST_DIR}/train+.txt"
 fi
 
-# Train on train+ from ImageNet, the head (block5) initialised anew.
-# --num_steps N ends with model.ckpt-N here (the original passed N+1: its
-# loop counted from 0, and it also ended at model.ckpt-N).
+# Train on train+ from ImageNet, the head (block5) initialised anew; no
+# k-means and no memory banks. --num_steps N ends with model.ckpt-N here
+# (the original passed N+1: its loop counted from 0, and it also ended at
+# model.ckpt-N).
 if [ "${IS_TRAIN}" = 1 ]; then
-  "${PYTHON}" pyscripts/train/train_segsort_unsup.py \
-    --snapshot_dir "${SNAPSHOT_DIR}" \
-    --restore_from "${IMAGENET_CKPT}" \
-    --data_list "${LIST_DIR}/train+.txt" \
-    --data_dir "${DATA_DIR}/" \
-    --backbone ${BACKBONE} \
-    --backbone_variant ${BACKBONE_VARIANT} \
-    --width_multiplier ${WIDTH_MULTIPLIER} \
-    --batch_size ${BATCH_SIZE} \
-    --save_pred_every ${NUM_STEPS} \
-    --update_tb_every ${UPDATE_TB_EVERY} \
-    --input_size ${TRAIN_INPUT_SIZE} \
-    --learning_rate ${LEARNING_RATE} \
-    --weight_decay ${WEIGHT_DECAY} \
-    --iter_size ${ITER_SIZE} \
-    --num_classes ${NUM_CLASSES} \
-    --num_steps ${NUM_STEPS} \
-    --concentration ${CONCENTRATION} \
-    --embedding_dim ${EMBEDDING_DIM} \
-    --random_mirror \
-    --random_scale \
-    --random_crop \
-    --not_restore_classifier \
-    --is_training
+  train_step pyscripts/train/train_segsort_unsup.py "${SNAPSHOT_DIR}" \
+    "${IMAGENET_CKPT}" train+ "${LEARNING_RATE}" "${NUM_STEPS}" "${NUM_STEPS}" \
+    --not_restore_classifier
 fi
 
 # Prototypes of train+.
 if [ "${IS_PROTOTYPE}" = 1 ]; then
-  "${PYTHON}" pyscripts/inference/extract_prototypes.py \
-    --data_dir "${DATA_DIR}/" \
-    --data_list "${LIST_DIR}/train+.txt" \
-    --input_size ${INFERENCE_INPUT_SIZE} \
-    --strides ${INFERENCE_STRIDES} \
-    --restore_from "${SNAPSHOT_DIR}/model.ckpt-${NUM_STEPS}" \
-    --backbone ${BACKBONE} \
-    --backbone_variant ${BACKBONE_VARIANT} \
-    --width_multiplier ${WIDTH_MULTIPLIER} \
-    --num_classes ${NUM_CLASSES} \
-    --ignore_label 255 \
-    --embedding_dim ${EMBEDDING_DIM} \
-    --num_clusters ${NUM_CLUSTERS} \
-    --kmeans_iterations ${KMEANS_ITERATIONS} \
-    --save_dir "${SNAPSHOT_DIR}/results/train+"
+  extract_prototypes "${SNAPSHOT_DIR}/model.ckpt-${NUM_STEPS}" train+ \
+    "${SNAPSHOT_DIR}/results/train+"
 fi
 
 # Multi-scale inference (scales 0.5 to 1.75 and flips; VOC colours are the
 # default colormap).
 if [ "${IS_INFERENCE_MSC}" = 1 ]; then
-  "${PYTHON}" pyscripts/inference/inference_segsort_msc.py \
-    --data_dir "${DATA_DIR}/" \
-    --data_list "${LIST_DIR}/${INFERENCE_SPLIT}.txt" \
-    --input_size ${INFERENCE_INPUT_SIZE} \
-    --strides ${INFERENCE_STRIDES} \
-    --restore_from "${SNAPSHOT_DIR}/model.ckpt-${NUM_STEPS}" \
-    --backbone ${BACKBONE} \
-    --backbone_variant ${BACKBONE_VARIANT} \
-    --width_multiplier ${WIDTH_MULTIPLIER} \
-    --num_classes ${NUM_CLASSES} \
-    --ignore_label 255 \
-    --save_dir "${SNAPSHOT_DIR}/results/${INFERENCE_SPLIT}" \
-    --flip_aug \
-    --scale_aug \
-    --embedding_dim ${EMBEDDING_DIM} \
-    --num_clusters ${NUM_CLUSTERS} \
-    --kmeans_iterations ${KMEANS_ITERATIONS} \
-    --k_in_nearest_neighbors ${K_IN_NEAREST_NEIGHBORS} \
-    --prototype_dir "${SNAPSHOT_DIR}/results/train+/prototypes"
+  infer_multi_scale "${SNAPSHOT_DIR}/model.ckpt-${NUM_STEPS}" \
+    "${SNAPSHOT_DIR}/results/train+/prototypes" \
+    "${SNAPSHOT_DIR}/results/${INFERENCE_SPLIT}"
 fi
 
 # mIoU (VOC2012/segcls holds every split's labels, hence --allow_extra_gt).
 if [ "${IS_BENCHMARK}" = 1 ]; then
-  "${PYTHON}" pyscripts/benchmark/benchmark_by_mIoU.py \
-    --pred_dir "${SNAPSHOT_DIR}/results/${INFERENCE_SPLIT}/gray/" \
-    --gt_dir "${GT_DIR}/" \
-    --num_classes ${NUM_CLASSES} \
-    --allow_extra_gt \
-    --output_json "${SNAPSHOT_DIR}/results/${INFERENCE_SPLIT}/miou.json"
+  benchmark_miou "${SNAPSHOT_DIR}/results/${INFERENCE_SPLIT}"
 fi
