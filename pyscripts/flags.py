@@ -210,3 +210,24 @@ def add_prediction_flags(parser):
                           'search, bounding its memory (new here; 0 = the '
                           'whole bank at once).')
   return group
+
+
+def add_segsort_inference_flags(parser, input_size):
+  """Every flag of a SegSort kNN inference script."""
+  add_data_flags(parser, input_size=input_size)
+  add_model_flags(parser)
+  add_segsort_flags(parser)
+  add_inference_flags(parser)
+  add_knn_flags(parser)
+  add_prediction_flags(parser)
+
+
+def get_training_arguments(description, argv=None, segsort=True, num_gpu=1):
+  """Parses the flags of a training script (SegSort flags if segsort)."""
+  parser = get_parser(description)
+  add_data_flags(parser)
+  add_model_flags(parser)
+  if segsort:
+    add_segsort_flags(parser)
+  add_training_flags(parser, num_gpu=num_gpu)
+  return parse(parser, argv)

@@ -757,3 +757,26 @@ def format_input_pipeline_report(results):
                     load.get('after', ['n/a'])[0],
                     s['machine']['cpu_count']))
   return '\n'.join(lines)
+
+
+def get_random_prototypes(num, embedding_dim, num_classes, seed):
+  """A bank of random unit vectors with random classes."""
+  rng = np.random.RandomState(seed)
+  features = predictor.normalize_rows(
+      rng.randn(num, embedding_dim).astype(np.float32))
+  labels = rng.randint(0, num_classes, size=num).astype(np.int32)
+  return predictor.PrototypeSet(features, labels)
+
+
+def time_image(model, image, mode, scales, flip):
+  """Seconds per stage of one prediction, plus 'other' and 'total'."""
+  timings = {stage: 0.0 for stage in predictor.STAGES}
+  start = time.perf_counter()
+  if mode == 'single':
+    model.predict(image, timings)
+  else:
+    model.predict_multiscale(image, scales, flip, timings)
+  timings['total'] = time.perf_counter() - start
+  timings['other'] = max(0.0, timings['total'] -
+                         sum(timings[s] for s in predictor.STAGES))
+  return timings

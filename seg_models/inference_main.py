@@ -8,6 +8,7 @@ import os
 import sys
 
 import numpy as np
+from tqdm import tqdm
 
 from seg_models import checkpoints
 from seg_models import image_reader
@@ -90,3 +91,30 @@ def load_label(entry, num_classes, ignore_label):
         'not --ignore_label %d' % (entry.label, np.unique(label[bad])[:10]
                                    .tolist(), num_classes, ignore_label))
   return label
+
+
+
+def predict_list(args, open_model, predict, desc='inference'):
+  """Predicts every image of --data_list and writes gray/ and color/ PNGs.
+
+  The flags, the list and its files are checked before the model is built.
+
+  Args:
+    args: parsed flags (--save_dir, --colormap, --data_dir, --data_list).
+    open_model: fn() -> a predictor, used as a context manager.
+    predict: fn(model, image) -> [H, W] class ids.
+    desc: the progress bar's label.
+
+  Returns:
+    The names of the images written.
+  """
+  save_dir = require_save_dir(args)
+  colormap = get_colormap(args.colormap)
+  entries = get_entries(args)
+  make_output_dirs(save_dir)
+  with open_model() as model:
+    tqdm.write('Restored model parameters from %s' % model.checkpoint)
+    for entry in tqdm(entries, desc=desc, unit='image'):
+      labels = predict(model, load_image(entry))
+      predictor.save_prediction(save_dir, entry.name, labels, colormap)
+  return [entry.name for entry in entries]

@@ -26,7 +26,6 @@ on the first image comes first (--warmup).
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
@@ -36,6 +35,7 @@ from tqdm import tqdm  # noqa: E402
 
 from pyscripts import flags  # noqa: E402
 from seg_models import inference_main  # noqa: E402
+from seg_models import benchmarking  # noqa: E402
 from seg_models import predictor  # noqa: E402
 from utils import general  # noqa: E402
 
@@ -45,12 +45,7 @@ COLUMNS = predictor.STAGES + ('other', 'total')
 
 def get_arguments(argv=None):
   parser = flags.get_parser(__doc__)
-  flags.add_data_flags(parser, input_size='480,480')
-  flags.add_model_flags(parser)
-  flags.add_segsort_flags(parser)
-  flags.add_inference_flags(parser)
-  flags.add_knn_flags(parser)
-  flags.add_prediction_flags(parser)
+  flags.add_segsort_inference_flags(parser, input_size='480,480')
   group = parser.add_argument_group('benchmark')
   group.add_argument('--modes', type=str, default='single,msc',
                      help='Comma-separated modes to time: single, msc.')
@@ -64,29 +59,6 @@ def get_arguments(argv=None):
   group.add_argument('--output_json', type=str, default='',
                      help='Optional path to write the timings as JSON.')
   return flags.parse(parser, argv)
-
-
-def get_random_prototypes(num, embedding_dim, num_classes, seed):
-  """A bank of random unit vectors with random classes."""
-  rng = np.random.RandomState(seed)
-  features = predictor.normalize_rows(
-      rng.randn(num, embedding_dim).astype(np.float32))
-  labels = rng.randint(0, num_classes, size=num).astype(np.int32)
-  return predictor.PrototypeSet(features, labels)
-
-
-def time_image(model, image, mode, scales, flip):
-  """Seconds per stage of one prediction, plus 'other' and 'total'."""
-  timings = {stage: 0.0 for stage in predictor.STAGES}
-  start = time.perf_counter()
-  if mode == 'single':
-    model.predict(image, timings)
-  else:
-    model.predict_multiscale(image, scales, flip, timings)
-  timings['total'] = time.perf_counter() - start
-  timings['other'] = max(0.0, timings['total'] -
-                         sum(timings[s] for s in predictor.STAGES))
-  return timings
 
 
 def format_row(name, mode, timings):
@@ -114,7 +86,7 @@ def benchmark(args):
   else:
     if args.num_random_prototypes < 1:
       raise predictor.PredictorError('--num_random_prototypes must be >= 1')
-    prototypes = get_random_prototypes(
+    prototypes = benchmarking.get_random_prototypes(
         args.num_random_prototypes, args.embedding_dim, args.num_classes,
         args.random_seed)
   opts = predictor.PredictorOptions.from_args(args)
@@ -136,14 +108,14 @@ def benchmark(args):
     first = inference_main.load_image(entries[0])
     for _ in range(max(0, args.warmup)):
       for mode in modes:
-        time_image(model, first, mode, scales, args.flip_aug)
+        benchmarking.time_image(model, first, mode, scales, args.flip_aug)
     print(header)
     for entry in tqdm(entries, desc='benchmark', unit='image',
                       disable=len(entries) < 2):
       image = inference_main.load_image(entry)
       row = {'name': entry.name, 'size': list(image.shape[:2])}
       for mode in modes:
-        row[mode] = time_image(model, image, mode, scales, args.flip_aug)
+        row[mode] = benchmarking.time_image(model, image, mode, scales, args.flip_aug)
         tqdm.write(format_row(entry.name, mode, row[mode]))
       results['images'].append(row)
   results['mean'] = {

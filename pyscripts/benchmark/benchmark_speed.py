@@ -85,7 +85,6 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from pyscripts import flags  # noqa: E402
-from pyscripts.benchmark import benchmark_inference  # noqa: E402
 from pyscripts.tools import make_synthetic_dataset  # noqa: E402
 from seg_models import benchmarking  # noqa: E402
 from seg_models import inference_main  # noqa: E402
@@ -184,7 +183,7 @@ def _inference_worker(args):
     prototypes = predictor.load_prototypes(
         args.prototype_dir, args.embedding_dim, args.num_classes)
   else:
-    prototypes = benchmark_inference.get_random_prototypes(
+    prototypes = benchmarking.get_random_prototypes(
         args.num_random_prototypes, args.embedding_dim, args.num_classes,
         args.random_seed)
   scales = predictor.get_scales(args.scale_aug, args.scales)
@@ -197,9 +196,9 @@ def _inference_worker(args):
     rows = {}
     for mode in ('single', 'msc'):
       # One untimed pass (graph caches, memory pools).
-      benchmark_inference.time_image(model, images[0], mode, scales,
+      benchmarking.time_image(model, images[0], mode, scales,
                                      args.flip_aug)
-      rows[mode] = [benchmark_inference.time_image(model, image, mode,
+      rows[mode] = [benchmarking.time_image(model, image, mode,
                                                    scales, args.flip_aug)
                     for image in tqdm(images, desc='inference ' + mode,
                                       leave=False)]

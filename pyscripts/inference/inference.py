@@ -22,7 +22,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 
-from tqdm import tqdm  # noqa: E402
 
 from pyscripts import flags  # noqa: E402
 from seg_models import inference_main  # noqa: E402
@@ -39,23 +38,16 @@ def get_arguments(argv=None):
 
 def infer(args):
   """Predicts and saves every image of the list; returns the names."""
-  save_dir = inference_main.require_save_dir(args)
-  colormap = inference_main.get_colormap(args.colormap)
   multiscale = bool(args.scale_aug or args.scales or args.flip_aug)
   scales = predictor.get_scales(args.scale_aug, args.scales)
-  entries = inference_main.get_entries(args)
-  inference_main.make_output_dirs(save_dir)
   opts = predictor.PredictorOptions.from_args(args)
-  with predictor.SoftmaxPredictor(opts) as model:
-    tqdm.write('Restored model parameters from %s' % model.checkpoint)
-    for entry in tqdm(entries, desc='inference', unit='image'):
-      image = inference_main.load_image(entry)
-      if multiscale:
-        labels = model.predict_multiscale(image, scales, args.flip_aug)
-      else:
-        labels = model.predict(image)
-      predictor.save_prediction(save_dir, entry.name, labels, colormap)
-  return [entry.name for entry in entries]
+
+  def predict(model, image):
+    if multiscale:
+      return model.predict_multiscale(image, scales, args.flip_aug)
+    return model.predict(image)
+  return inference_main.predict_list(
+      args, lambda: predictor.SoftmaxPredictor(opts), predict)
 
 
 def main(argv=None):

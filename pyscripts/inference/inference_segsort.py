@@ -26,7 +26,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 
-from tqdm import tqdm  # noqa: E402
 
 from pyscripts import flags  # noqa: E402
 from seg_models import inference_main  # noqa: E402
@@ -35,31 +34,19 @@ from seg_models import predictor  # noqa: E402
 
 def get_arguments(argv=None):
   parser = flags.get_parser(__doc__)
-  flags.add_data_flags(parser, input_size='720,720')
-  flags.add_model_flags(parser)
-  flags.add_segsort_flags(parser)
-  flags.add_inference_flags(parser)
-  flags.add_knn_flags(parser)
-  flags.add_prediction_flags(parser)
+  flags.add_segsort_inference_flags(parser, input_size='720,720')
   return flags.parse(parser, argv)
 
 
 def infer(args):
   """Predicts and saves every image of the list; returns the names."""
   inference_main.reject_multiscale_flags(args, 'inference_segsort.py')
-  save_dir = inference_main.require_save_dir(args)
-  colormap = inference_main.get_colormap(args.colormap)
-  entries = inference_main.get_entries(args)
   prototypes = predictor.load_prototypes(
       args.prototype_dir, args.embedding_dim, args.num_classes)
-  inference_main.make_output_dirs(save_dir)
   opts = predictor.PredictorOptions.from_args(args)
-  with predictor.SegSortPredictor(opts, prototypes) as model:
-    tqdm.write('Restored model parameters from %s' % model.checkpoint)
-    for entry in tqdm(entries, desc='inference', unit='image'):
-      labels = model.predict(inference_main.load_image(entry))
-      predictor.save_prediction(save_dir, entry.name, labels, colormap)
-  return [entry.name for entry in entries]
+  return inference_main.predict_list(
+      args, lambda: predictor.SegSortPredictor(opts, prototypes),
+      lambda model, image: model.predict(image))
 
 
 def main(argv=None):

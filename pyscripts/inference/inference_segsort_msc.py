@@ -27,7 +27,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 
-from tqdm import tqdm  # noqa: E402
 
 from pyscripts import flags  # noqa: E402
 from seg_models import inference_main  # noqa: E402
@@ -36,32 +35,21 @@ from seg_models import predictor  # noqa: E402
 
 def get_arguments(argv=None):
   parser = flags.get_parser(__doc__)
-  flags.add_data_flags(parser, input_size='480,480')
-  flags.add_model_flags(parser)
-  flags.add_segsort_flags(parser)
-  flags.add_inference_flags(parser)
-  flags.add_knn_flags(parser)
-  flags.add_prediction_flags(parser)
+  flags.add_segsort_inference_flags(parser, input_size='480,480')
   return flags.parse(parser, argv)
 
 
 def infer(args):
   """Predicts and saves every image of the list; returns the names."""
-  save_dir = inference_main.require_save_dir(args)
-  colormap = inference_main.get_colormap(args.colormap)
   scales = predictor.get_scales(args.scale_aug, args.scales)
-  entries = inference_main.get_entries(args)
   prototypes = predictor.load_prototypes(
       args.prototype_dir, args.embedding_dim, args.num_classes)
-  inference_main.make_output_dirs(save_dir)
   opts = predictor.PredictorOptions.from_args(args)
-  with predictor.SegSortPredictor(opts, prototypes) as model:
-    tqdm.write('Restored model parameters from %s' % model.checkpoint)
-    for entry in tqdm(entries, desc='inference (msc)', unit='image'):
-      labels = model.predict_multiscale(inference_main.load_image(entry),
-                                        scales, args.flip_aug)
-      predictor.save_prediction(save_dir, entry.name, labels, colormap)
-  return [entry.name for entry in entries]
+  return inference_main.predict_list(
+      args, lambda: predictor.SegSortPredictor(opts, prototypes),
+      lambda model, image: model.predict_multiscale(image, scales,
+                                                    args.flip_aug),
+      desc='inference (msc)')
 
 
 def main(argv=None):

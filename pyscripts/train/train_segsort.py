@@ -11,12 +11,7 @@ from seg_models import trainer  # noqa: E402
 
 
 def get_arguments(argv=None):
-  parser = flags.get_parser(__doc__)
-  flags.add_data_flags(parser)
-  flags.add_model_flags(parser)
-  flags.add_segsort_flags(parser)
-  flags.add_training_flags(parser, num_gpu=1)
-  return flags.parse(parser, argv)
+  return flags.get_training_arguments(__doc__, argv)
 
 
 def main(argv=None):
