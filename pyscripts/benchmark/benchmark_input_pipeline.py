@@ -124,13 +124,8 @@ def get_arguments(argv=None):
 def _write_synthetic_data(args, folder):
   """The synthetic dataset; returns (data_dir, data_list)."""
   height, width = args.synthetic_size
-  num_classes = min(max(args.num_classes, 2),
-                    make_synthetic_dataset.MAX_NUM_CLASSES)
-  make_synthetic_dataset.generate_dataset(
-      folder, num_train=max(args.synthetic_images, args.batch_size),
-      num_val=0, height=height, width=width, num_classes=num_classes,
-      seed=args.random_seed, show_progress=False)
-  return folder, os.path.join(folder, 'train.txt')
+  return make_synthetic_dataset.write_training_set(
+      folder, max(args.synthetic_images, args.batch_size), height, width, args.num_classes, args.random_seed)
 
 
 def get_settings(args, synthetic):

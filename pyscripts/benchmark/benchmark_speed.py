@@ -238,15 +238,10 @@ def run_worker(args):
 
 
 def _write_synthetic_data(args, folder):
-  """A synthetic dataset at --input_size; returns (data_dir, data_list)."""
+  """The synthetic dataset; returns (data_dir, data_list)."""
   height, width = args.input_size
-  num_classes = min(max(args.num_classes, 2),
-                    make_synthetic_dataset.MAX_NUM_CLASSES)
-  make_synthetic_dataset.generate_dataset(
-      folder, num_train=max(2 * args.batch_size, args.inference_images),
-      num_val=0, height=height, width=width, num_classes=num_classes,
-      seed=args.random_seed, show_progress=False)
-  return folder, os.path.join(folder, 'train.txt')
+  return make_synthetic_dataset.write_training_set(
+      folder, max(2 * args.batch_size, args.inference_images), height, width, args.num_classes, args.random_seed)
 
 
 def get_settings(args, synthetic):

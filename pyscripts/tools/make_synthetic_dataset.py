@@ -426,6 +426,19 @@ def generate_dataset(output_dir, num_train=300, num_val=60, height=128,
   return names
 
 
+def write_training_set(folder, num_images, height, width, num_classes, seed):
+  """A train-only synthetic set for benchmarks; returns (data_dir, list).
+
+  num_classes is clamped to what the generator draws (2 to MAX_NUM_CLASSES):
+  a benchmark's class count does not change the cost of the pipeline.
+  """
+  generate_dataset(folder, num_train=num_images, num_val=0, height=height,
+                   width=width,
+                   num_classes=min(max(num_classes, 2), MAX_NUM_CLASSES),
+                   seed=seed, show_progress=False)
+  return folder, os.path.join(folder, 'train.txt')
+
+
 def _fraction_pair(text):
   try:
     low, high = (float(v) for v in text.split(','))
