@@ -22,15 +22,21 @@ def _read_checkpoint(prefix):
           for name in reader.get_variable_to_shape_map()}
 
 
-def _assert_same_variables(a, b, atol, rtol=1e-4):
+def _assert_same_variables(a, b, atol, rtol=1e-4, slot_rtol=2e-2):
   """Same names; values equal within atol + rtol * max |value| of each
-  variable (the momentum slots hold raw gradients, some entries of which
-  are differences of much larger terms)."""
+  variable.
+
+  The momentum slots hold the raw gradients of the step; those of the first
+  layers sum float rounding over the whole backward pass (summing over two
+  towers in another order moves conv1's by up to 0.3%), so they are compared
+  at slot_rtol. The updated weights (lr * gradient away) stay within rtol.
+  """
   assert sorted(a) == sorted(b)
   for name in a:
     scale = float(np.abs(a[name]).max()) if a[name].size else 0.0
+    tol = slot_rtol if name.endswith('/Momentum') else rtol
     np.testing.assert_allclose(a[name], b[name], rtol=0,
-                               atol=atol + rtol * scale, err_msg=name)
+                               atol=atol + tol * scale, err_msg=name)
 
 
 def _write_damped_checkpoint(source, target):
