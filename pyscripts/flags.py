@@ -39,6 +39,20 @@ def _positive_float(text):
   return value
 
 
+def int_at_least(minimum):
+  """An argparse type: an integer >= minimum."""
+  def parse(text):
+    try:
+      value = int(text)
+    except ValueError:
+      value = minimum - 1
+    if value < minimum:
+      raise argparse.ArgumentTypeError('expected an integer >= %d, got %r'
+                                       % (minimum, text))
+    return value
+  return parse
+
+
 def _float_list(text):
   try:
     return [float(v) for v in text.split(',') if v]

@@ -69,20 +69,6 @@ USER_ERRORS = (benchmarking.BenchmarkError, trainer.TrainingError,
 AUGMENTATION = ('random_scale', 'random_mirror', 'random_crop')
 
 
-def _int_at_least(minimum):
-  """An argparse type: an integer >= minimum."""
-  def parse(text):
-    try:
-      value = int(text)
-    except ValueError:
-      value = minimum - 1
-    if value < minimum:
-      raise argparse.ArgumentTypeError('expected an integer >= %d, got %r'
-                                       % (minimum, text))
-    return value
-  return parse
-
-
 def _image_size(text):
   """'H,W' with both >= 16 (the synthetic generator's minimum)."""
   try:
@@ -101,17 +87,18 @@ def get_arguments(argv=None):
   flags.add_model_flags(parser)
   flags.add_segsort_flags(parser)
   group = parser.add_argument_group('benchmark')
-  group.add_argument('--steps', type=_int_at_least(1), default=10,
+  group.add_argument('--steps', type=flags.int_at_least(1), default=10,
                      help='Timed training steps.')
-  group.add_argument('--warmup', type=_int_at_least(0), default=2,
+  group.add_argument('--warmup', type=flags.int_at_least(0), default=2,
                      help='Untimed training steps, and untimed pipeline '
                           'batches (at least one), before the timed ones.')
-  group.add_argument('--pipeline_batches', type=_int_at_least(1), default=40,
+  group.add_argument('--pipeline_batches', type=flags.int_at_least(1),
+                     default=40,
                      help='Timed batches of the pipeline alone.')
   group.add_argument('--output_json', type=str, default='',
                      help='Where to write the results as JSON (nothing is '
                           'written without it).')
-  group.add_argument('--synthetic_images', type=_int_at_least(1),
+  group.add_argument('--synthetic_images', type=flags.int_at_least(1),
                      default=64,
                      help='Without --data_list: images of the synthetic '
                           'dataset (the pipeline cycles through them).')

@@ -109,20 +109,6 @@ def _int_list(text):
   return values
 
 
-def _int_at_least(minimum):
-  """An argparse type: an integer >= minimum."""
-  def parse(text):
-    try:
-      value = int(text)
-    except ValueError:
-      value = minimum - 1
-    if value < minimum:
-      raise argparse.ArgumentTypeError('expected an integer >= %d, got %r'
-                                       % (minimum, text))
-    return value
-  return parse
-
-
 def get_arguments(argv=None):
   parser = flags.get_parser(__doc__)
   flags.add_data_flags(parser, input_size='336,336', batch_size=8)
@@ -135,10 +121,10 @@ def get_arguments(argv=None):
   # otherwise.
   parser.set_defaults(scale_aug=True, flip_aug=True)
   group = parser.add_argument_group('benchmark')
-  group.add_argument('--steps', type=_int_at_least(1), default=20,
+  group.add_argument('--steps', type=flags.int_at_least(1), default=20,
                      help='Timed repetitions (training steps, forward and '
                           'loss runs, kNN searches).')
-  group.add_argument('--warmup', type=_int_at_least(0), default=3,
+  group.add_argument('--warmup', type=flags.int_at_least(0), default=3,
                      help='Untimed training steps before the timed ones.')
   group.add_argument('--output', type=str, default=DEFAULT_OUTPUT,
                      help='Where to write the results as JSON.')
@@ -146,11 +132,11 @@ def get_arguments(argv=None):
                      default='10000,100000,1000000',
                      help='Comma-separated prototype bank sizes of the kNN '
                           'benchmark.')
-  group.add_argument('--inference_images', type=_int_at_least(1),
+  group.add_argument('--inference_images', type=flags.int_at_least(1),
                      default=2,
                      help='Images timed per inference mode (after one '
                           'untimed pass).')
-  group.add_argument('--num_random_prototypes', type=_int_at_least(1),
+  group.add_argument('--num_random_prototypes', type=flags.int_at_least(1),
                      default=100000,
                      help='Size of the random bank used for inference '
                           'without --prototype_dir.')
