@@ -115,7 +115,8 @@ def benchmark(args):
       image = inference_main.load_image(entry)
       row = {'name': entry.name, 'size': list(image.shape[:2])}
       for mode in modes:
-        row[mode] = benchmarking.time_image(model, image, mode, scales, args.flip_aug)
+        row[mode] = benchmarking.time_image(model, image, mode, scales,
+                                            args.flip_aug)
         tqdm.write(format_row(entry.name, mode, row[mode]))
       results['images'].append(row)
   results['mean'] = {

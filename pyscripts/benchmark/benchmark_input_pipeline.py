@@ -112,7 +112,8 @@ def _write_synthetic_data(args, folder):
   """The synthetic dataset; returns (data_dir, data_list)."""
   height, width = args.synthetic_size
   return make_synthetic_dataset.write_training_set(
-      folder, max(args.synthetic_images, args.batch_size), height, width, args.num_classes, args.random_seed)
+      folder, max(args.synthetic_images, args.batch_size), height, width,
+      args.num_classes, args.random_seed)
 
 
 def get_settings(args, synthetic):

@@ -227,7 +227,8 @@ def _write_synthetic_data(args, folder):
   """The synthetic dataset; returns (data_dir, data_list)."""
   height, width = args.input_size
   return make_synthetic_dataset.write_training_set(
-      folder, max(2 * args.batch_size, args.inference_images), height, width, args.num_classes, args.random_seed)
+      folder, max(2 * args.batch_size, args.inference_images), height, width,
+      args.num_classes, args.random_seed)
 
 
 def get_settings(args, synthetic):

@@ -1,4 +1,8 @@
-"""Training script for SegSort on several GPUs (or CPU devices) with synchronised batch norm."""
+"""Training script for SegSort on several GPUs (or CPU devices).
+
+The batch is split over --num_gpu towers that share variables; batch norm
+is synchronised across them and the loss sees the whole batch.
+"""
 import os
 import sys
 

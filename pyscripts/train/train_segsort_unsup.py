@@ -1,4 +1,8 @@
-"""Training script for unsupervised SegSort (segments from oversegmentation masks)."""
+"""Training script for unsupervised SegSort.
+
+The segments come from oversegmentation masks (third list column, or the
+label path with segcls -> hed); no class label is used.
+"""
 import os
 import sys
 
