@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 from tqdm import tqdm
 
+from network.common import layers
 from network.multigpu import towers
 from network.segsort import eval_utils
 from network.segsort import train_utils
@@ -448,6 +449,7 @@ def get_machine():
   except OSError:
     pass
   return {'cpu': cpu, 'cpu_count': os.cpu_count(),
+          'conv_paths': layers.describe_conv_paths(),
           'platform': platform.platform(),
           'python': platform.python_version(),
           'tensorflow': tf.__version__, 'numpy': np.__version__}

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+from network.common import layers
 from network.common import resnet_v1
 from seg_models.models import pspnet
 
@@ -49,8 +50,12 @@ def test_pspnet_matches_original_release_variables(reference_dir):
 @pytest.mark.parametrize('variant,prefix', [('original', 'block4_original_'),
                                             ('slim', 'block4_')])
 @pytest.mark.parametrize('key', ['96x96', '101x77'])
+@pytest.mark.parametrize('atrous', ['native', 'portable'])
 def test_tiny_backbone_reproduces_reference(reference_dir, variant, prefix,
-                                            key):
+                                            key, atrous, monkeypatch):
+  # Both ways of computing the dilated convs of blocks 3 and 4 (see
+  # layers.atrous_path); the native forward kernel exists on every CPU.
+  monkeypatch.setenv(layers.ATROUS_PATH_ENV, atrous)
   ref_dir = os.path.join(reference_dir, 'slim_resnet_v1_tiny')
   with open(os.path.join(ref_dir, 'README.json')) as f:
     meta = json.load(f)

@@ -12,6 +12,10 @@ Variable names follow TF-Slim (`weights`, `biases`, `BatchNorm/gamma`,
 that TF-Slim's ImageNet checkpoints and the original release's SegSort
 checkpoints restore with no renaming.
 """
+import functools
+import os
+
+import numpy as np
 import tensorflow.compat.v1 as tf
 
 # Batch-norm epsilon of the original release (and of its released
@@ -48,6 +52,97 @@ def map_towers(fn, x):
     with tf.device(t.device):
       outs.append(fn(t))
   return _from_towers(outs, was_list)
+
+
+# How a dilated (atrous) stride-1 convolution is computed; see atrous_path.
+ATROUS_PATH_ENV = 'SEGSORT_ATROUS_CONV'
+ATROUS_PATHS = ('auto', 'native', 'portable')
+
+
+def _device_type(device):
+  """'GPU' or 'CPU' for a device string ('' = where TensorFlow would put it)."""
+  spec = tf.DeviceSpec.from_string(device or '')
+  if spec.device_type:
+    return spec.device_type.upper()
+  return 'GPU' if tf.config.list_physical_devices('GPU') else 'CPU'
+
+
+@functools.lru_cache(maxsize=None)
+def native_dilated_conv_trains(device_type):
+  """Whether this machine has a gradient kernel for dilated conv2d.
+
+  GPUs (cuDNN) have one. On CPUs it exists only where TensorFlow runs its
+  oneDNN kernels, which it turns on by default only on CPUs with
+  AVX-512-class features (TF_ENABLE_ONEDNN_OPTS overrides that); the plain
+  CPU kernels raise "Current CPU implementations do not yet support
+  dilation rates larger than 1" when the gradient runs. So on a CPU this
+  runs the gradient of a tiny dilated conv once per process and reports
+  whether it worked, rather than guessing from flags.
+  """
+  if device_type == 'GPU':
+    return True
+  graph = tf.Graph()
+  with graph.as_default(), tf.device('/cpu:0'):
+    x = tf.constant(np.ones([1, 5, 5, 1], np.float32))
+    k = tf.constant(np.ones([3, 3, 1, 1], np.float32))
+    y = tf.nn.conv2d(x, k, [1, 1, 1, 1], 'SAME', dilations=[1, 2, 2, 1])
+    grads = tf.gradients(tf.reduce_sum(y), [x, k])
+  config = tf.ConfigProto(device_count={'GPU': 0})
+  try:
+    with tf.Session(graph=graph, config=config) as sess:
+      sess.run(grads)
+  except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError):
+    return False
+  return True
+
+
+def atrous_path(device=''):
+  """'native' or 'portable': how a dilated conv on `device` is built.
+
+  native: tf.nn.conv2d with dilations (cuDNN on GPUs, oneDNN on CPUs);
+  portable: tf.nn.atrous_conv2d, which rearranges the input with
+  space_to_batch so that an ordinary conv does the work; it has forward and
+  backward kernels on every device and gives the same numbers. 'auto'
+  (default) takes native where its gradient exists (GPUs, CPUs with
+  oneDNN), where it is also the faster of the two, and portable elsewhere.
+  The environment variable SEGSORT_ATROUS_CONV=native|portable|auto
+  overrides the choice (benchmarks and tests compare the two).
+  """
+  choice = os.environ.get(ATROUS_PATH_ENV, 'auto').strip().lower() or 'auto'
+  if choice not in ATROUS_PATHS:
+    raise ValueError('%s=%r: expected one of %s.'
+                     % (ATROUS_PATH_ENV, choice, ', '.join(ATROUS_PATHS)))
+  if choice != 'auto':
+    return choice
+  if native_dilated_conv_trains(_device_type(device)):
+    return 'native'
+  return 'portable'
+
+
+def onednn_enabled():
+  """Whether TensorFlow runs its oneDNN CPU kernels here (None: unknown)."""
+  try:
+    from tensorflow.python.util import _pywrap_util_port  # pylint: disable=g-import-not-at-top
+    return bool(_pywrap_util_port.IsMklEnabled())
+  except (ImportError, AttributeError):
+    return None
+
+
+def describe_conv_paths(device=''):
+  """Which kernels run the convolutions here, for benchmark reports."""
+  return {'onednn': onednn_enabled(),
+          'atrous_conv': atrous_path(device),
+          'atrous_conv_env': os.environ.get(ATROUS_PATH_ENV, 'auto'),
+          'native_dilated_conv_trains': native_dilated_conv_trains(
+              _device_type(device))}
+
+
+def _dilated_conv(x, kernel, dilation, padding):
+  """Stride-1 dilated conv of x with kernel, by the path atrous_path picks."""
+  if atrous_path(x.device) == 'native':
+    return tf.nn.conv2d(x, kernel, [1, 1, 1, 1], padding,
+                        dilations=[1, dilation, dilation, 1])
+  return tf.nn.atrous_conv2d(x, kernel, dilation, padding)
 
 
 def _fixed_padding(x, kernel_size, dilation):
@@ -183,13 +278,17 @@ def conv(x,
     relu: apply ReLU at the end.
     biased: add a bias (`biases`), used by layers without batch norm.
     bn: batch norm (scope `BatchNorm`) after the convolution.
-    dilation: atrous rate.
+    dilation: atrous rate (stride 1 only); see atrous_path for how it is
+      computed on each device.
     decay, is_training, use_global_status, epsilon: see batch_norm.
 
   Returns:
     A tensor [N, H', W', filters] (or a list of them).
   """
   xs, was_list = _as_towers(x)
+  if strides > 1 and dilation > 1:
+    raise ValueError('conv %r: a convolution is either strided (%d) or '
+                     'dilated (%d), not both.' % (name, strides, dilation))
   in_channels = xs[0].get_shape().as_list()[-1]
   if in_channels is None:
     raise ValueError('conv %r needs a static number of input channels.' % name)
@@ -210,8 +309,10 @@ def conv(x,
         pad_mode = 'VALID'
       else:
         pad_mode = padding
-      y = tf.nn.conv2d(t, kernel, [1, strides, strides, 1], pad_mode,
-                       dilations=[1, dilation, dilation, 1])
+      if dilation > 1:
+        y = _dilated_conv(t, kernel, dilation, pad_mode)
+      else:
+        y = tf.nn.conv2d(t, kernel, [1, strides, strides, 1], pad_mode)
       if bias is not None:
         y = tf.nn.bias_add(y, bias)
       return y
@@ -223,26 +324,6 @@ def conv(x,
     if relu:
       ys = map_towers(tf.nn.relu, ys)
   return _from_towers(ys, was_list)
-
-
-def atrous_conv(x,
-                name,
-                filters,
-                kernel_size,
-                dilation,
-                padding='SAME',
-                relu=True,
-                biased=False,
-                bn=True,
-                decay=0.9997,
-                is_training=True,
-                use_global_status=False,
-                epsilon=BN_EPSILON):
-  """Atrous (dilated) stride-1 convolution; see conv."""
-  return conv(x, name, filters, kernel_size, 1, padding=padding, relu=relu,
-              biased=biased, bn=bn, dilation=dilation, decay=decay,
-              is_training=is_training, use_global_status=use_global_status,
-              epsilon=epsilon)
 
 
 def _pool(pool_fn, x, name, kernel_size, strides, padding):

@@ -1,0 +1,168 @@
+"""Dilated convolutions: the same numbers by either path, on every CPU.
+
+The plain CPU kernels of TensorFlow (oneDNN off: CPUs without AVX-512-class
+features, or TF_ENABLE_ONEDNN_OPTS=0) have no gradient for a dilated
+tf.nn.conv2d; layers.conv then builds the portable space-to-batch path.
+The reference used here exists on every machine: a dilated conv with a
+k x k kernel at rate r IS an ordinary conv with the kernel spread out to
+k_eff = k + (k - 1)(r - 1) taps, zeros in between; so are its gradients.
+"""
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from network.common import layers
+from network.common import resnet_v1
+
+
+def _spread_kernel(kernel, rate):
+  """[k, k, ci, co] -> [k_eff, k_eff, ci, co] with rate - 1 zeros between."""
+  k = kernel.shape[0]
+  k_eff = k + (k - 1) * (rate - 1)
+  out = np.zeros((k_eff, k_eff) + kernel.shape[2:], kernel.dtype)
+  out[::rate, ::rate] = kernel
+  return out
+
+
+def _dilated_conv_and_grads(path, monkeypatch, x_value, k_value, rate,
+                            padding):
+  """Output and (d/dx, d/dk) of sum(w * conv) through layers.conv."""
+  monkeypatch.setenv(layers.ATROUS_PATH_ENV, path)
+  graph = tf.Graph()
+  with graph.as_default():
+    x = tf.constant(x_value)
+    with tf.variable_scope('layer'):
+      y = layers.conv(x, 'c', k_value.shape[-1], k_value.shape[0],
+                      padding=padding, relu=False, bn=False, dilation=rate)
+    kernel = [v for v in tf.global_variables()
+              if v.op.name == 'layer/c/weights'][0]
+    weights = tf.constant(np.random.RandomState(3).randn(
+        *y.get_shape().as_list()).astype(np.float32))
+    gx, gk = tf.gradients(tf.reduce_sum(weights * y), [x, kernel])
+    with tf.Session(graph=graph) as sess:
+      sess.run(kernel.assign(k_value))
+      return sess.run([y, gx, gk])
+
+
+def _reference_conv_and_grads(x_value, k_value, rate, padding, shape):
+  """The same with an ordinary conv and the spread-out kernel."""
+  graph = tf.Graph()
+  with graph.as_default():
+    x = tf.constant(x_value)
+    spread = tf.constant(_spread_kernel(k_value, rate))
+    y = tf.nn.conv2d(x, spread, [1, 1, 1, 1], padding)
+    weights = tf.constant(np.random.RandomState(3).randn(*shape).astype(
+        np.float32))
+    gx, gspread = tf.gradients(tf.reduce_sum(weights * y), [x, spread])
+    with tf.Session(graph=graph) as sess:
+      out, grad_x, grad_spread = sess.run([y, gx, gspread])
+  return out, grad_x, grad_spread[::rate, ::rate]
+
+
+@pytest.mark.parametrize('rate,padding,size', [(2, 'SAME', (9, 11)),
+                                               (4, 'SAME', (13, 7)),
+                                               (3, 'VALID', (14, 12))])
+def test_portable_dilated_conv_equals_spread_kernel_conv(monkeypatch, rate,
+                                                         padding, size):
+  rng = np.random.RandomState(0)
+  x_value = rng.randn(2, size[0], size[1], 3).astype(np.float32)
+  k_value = rng.randn(3, 3, 3, 5).astype(np.float32)
+  y, gx, gk = _dilated_conv_and_grads('portable', monkeypatch, x_value,
+                                      k_value, rate, padding)
+  ref_y, ref_gx, ref_gk = _reference_conv_and_grads(x_value, k_value, rate,
+                                                    padding, y.shape)
+  np.testing.assert_allclose(y, ref_y, rtol=0, atol=1e-4)
+  np.testing.assert_allclose(gx, ref_gx, rtol=0, atol=1e-4)
+  np.testing.assert_allclose(gk, ref_gk, rtol=0, atol=1e-3)
+  assert np.abs(gk).max() > 1.0  # a gradient, not zeros
+
+
+def test_native_dilated_conv_equals_portable_where_it_trains(monkeypatch):
+  """Where the native gradient exists (oneDNN, cuDNN), the paths agree."""
+  if not layers.native_dilated_conv_trains('CPU'):
+    pytest.skip('this CPU has no native dilated-conv gradient (oneDNN off); '
+                'the portable path is checked against the spread kernel')
+  rng = np.random.RandomState(1)
+  x_value = rng.randn(2, 10, 12, 4).astype(np.float32)
+  k_value = rng.randn(3, 3, 4, 6).astype(np.float32)
+  native = _dilated_conv_and_grads('native', monkeypatch, x_value, k_value,
+                                   2, 'SAME')
+  portable = _dilated_conv_and_grads('portable', monkeypatch, x_value,
+                                     k_value, 2, 'SAME')
+  for a, b in zip(native, portable):
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-3)
+
+
+def test_native_forward_equals_portable_on_every_cpu(monkeypatch):
+  """The native forward kernel exists everywhere, so compare it too."""
+  rng = np.random.RandomState(2)
+  x = rng.randn(1, 15, 9, 2).astype(np.float32)
+  k = rng.randn(3, 3, 2, 3).astype(np.float32)
+  outs = []
+  for path in ('native', 'portable'):
+    monkeypatch.setenv(layers.ATROUS_PATH_ENV, path)
+    graph = tf.Graph()
+    with graph.as_default():
+      with tf.variable_scope('layer'):
+        y = layers.conv(tf.constant(x), 'c', 3, 3, relu=False, bn=False,
+                        dilation=4)
+      kernel = tf.global_variables()[0]
+      with tf.Session(graph=graph) as sess:
+        sess.run(kernel.assign(k))
+        outs.append(sess.run(y))
+  np.testing.assert_allclose(outs[0], outs[1], rtol=0, atol=1e-4)
+
+
+def test_auto_path_follows_the_capability(monkeypatch):
+  monkeypatch.delenv(layers.ATROUS_PATH_ENV, raising=False)
+  trains = layers.native_dilated_conv_trains('CPU')
+  assert layers.atrous_path('/device:CPU:0') == (
+      'native' if trains else 'portable')
+  assert layers.atrous_path('/device:GPU:0') == 'native'
+  if layers.onednn_enabled() is False:
+    # The failure this path exists for: no oneDNN, no native gradient.
+    assert not trains
+  monkeypatch.setenv(layers.ATROUS_PATH_ENV, 'portable')
+  assert layers.atrous_path('/device:GPU:0') == 'portable'
+  paths = layers.describe_conv_paths()
+  assert paths['atrous_conv'] == 'portable'
+  assert paths['atrous_conv_env'] == 'portable'
+
+
+def test_bad_path_setting_is_a_clear_error(monkeypatch):
+  monkeypatch.setenv(layers.ATROUS_PATH_ENV, 'fast')
+  with pytest.raises(ValueError, match='SEGSORT_ATROUS_CONV'):
+    layers.atrous_path()
+
+
+def test_strided_and_dilated_is_refused():
+  with pytest.raises(ValueError, match='strided'):
+    layers.conv(tf.zeros([1, 8, 8, 2]), 'c', 2, 3, strides=2, dilation=2)
+
+
+def test_dilated_backbone_trains_by_the_portable_path(monkeypatch):
+  """The failure of a CPU without oneDNN, provoked on every CPU.
+
+  The portable path is forced, and every variable of a tiny dilated ResNet
+  gets a finite, non-zero gradient; the graph holds no dilated Conv2D.
+  """
+  monkeypatch.setenv(layers.ATROUS_PATH_ENV, 'portable')
+  images = tf.constant(np.random.RandomState(0).randn(2, 33, 31, 3).astype(
+      np.float32))
+  features = resnet_v1.resnet_v1(images, 'resnet_v1_50',
+                                 filters=[4, 4, 4, 4], num_blocks=[1, 1, 2, 1],
+                                 is_training=True, use_global_status=False,
+                                 root_filters=8)
+  variables = tf.trainable_variables()
+  grads = tf.gradients(tf.reduce_mean(tf.square(features)), variables)
+  dilated = [op.name for op in tf.get_default_graph().get_operations()
+             if op.type == 'Conv2D' and op.get_attr('dilations') != [1] * 4]
+  assert not dilated
+  with tf.Session() as sess:
+    sess.run(tf.global_variables_initializer())
+    values = sess.run(grads)
+  for var, g in zip(variables, values):
+    assert np.all(np.isfinite(g)), var.op.name
+  block4 = [g for var, g in zip(variables, values)
+            if 'block4' in var.op.name and 'weights' in var.op.name]
+  assert block4 and all(np.abs(g).max() > 0 for g in block4)
