@@ -396,12 +396,13 @@ def benchmark_knn_bank(num_prototypes, embedding_dim, num_classes,
 # ---------------------------------------------------------------------------
 
 
-def run_worker(script, argv, name, worker_args=()):
+def run_worker(script, argv, name, worker_args=(), env=None):
   """Runs `python script argv --_worker name ...` and returns its result.
 
   The worker writes its result as JSON to a temporary file
   (write_worker_result); its stdout and stderr go to ours, so that its
-  progress bars and errors are seen.
+  progress bars and errors are seen. `env` (a dict) adds or replaces
+  environment variables of the worker, e.g. TF_ENABLE_ONEDNN_OPTS.
 
   Raises:
     BenchmarkError if the worker fails.
@@ -413,9 +414,10 @@ def run_worker(script, argv, name, worker_args=()):
     command = ([sys.executable, script] + list(argv) +
                ['--_worker', name, '--_worker_output', path] +
                [str(a) for a in worker_args])
-    env = dict(os.environ)
-    env.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-    code = subprocess.call(command, env=env)
+    worker_env = dict(os.environ)
+    worker_env.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    worker_env.update(env or {})
+    code = subprocess.call(command, env=worker_env)
     if code != 0:
       raise BenchmarkError('the %s measurement failed (exit code %d; its '
                            'messages are above)' % (name, code))

@@ -69,3 +69,20 @@ def tiny_softmax_snapshot(tiny_dataset, tmp_path_factory):
       num_steps=2, embedding_dim=None, num_clusters=None,
       kmeans_iterations=None))
   return snapshot_dir
+
+
+# Modules whose tests train networks (gradients of dilated convolutions, the
+# trainer, the recipes). CI runs the whole suite with oneDNN off and these
+# once more with oneDNN on (`-m trains`), so that both kinds of CPU kernels
+# are exercised on every machine.
+TRAINING_TEST_MODULES = (
+    'test_layers', 'test_training', 'test_inference', 'test_segsort_losses',
+    'test_bashscripts_voc12', 'test_bashscripts_camvid', 'test_demo',
+    'test_benchmark_speed', 'test_benchmark_input_pipeline')
+
+
+def pytest_collection_modifyitems(config, items):
+  del config
+  for item in items:
+    if item.module.__name__.rsplit('.', 1)[-1] in TRAINING_TEST_MODULES:
+      item.add_marker(pytest.mark.trains)

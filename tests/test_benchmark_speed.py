@@ -30,11 +30,16 @@ def test_end_to_end_tiny(tmp_path, monkeypatch):
   # The training and inference workers run in this process (each TensorFlow
   # import in a new process costs seconds); the kNN worker runs as a real
   # process, as every worker does outside tests.
+  # oneDNN cannot be switched inside one process: the --compare_onednn
+  # workers run here too, with the environment they were given recorded
+  # (test_layers checks in real processes what each setting runs).
   run_in_process = benchmarking.run_worker
+  envs = []
 
-  def run_worker(script, argv, name, worker_args=()):
+  def run_worker(script, argv, name, worker_args=(), env=None):
     if name == benchmarking.WORKER_KNN:
-      return run_in_process(script, argv, name, worker_args)
+      return run_in_process(script, argv, name, worker_args, env=env)
+    envs.append((name, env))
     path = str(tmp_path / (name + '.json'))
     benchmark_speed.main(list(argv) + ['--_worker', name,
                                        '--_worker_output', path] +
@@ -44,7 +49,8 @@ def test_end_to_end_tiny(tmp_path, monkeypatch):
 
   monkeypatch.setattr(benchmarking, 'run_worker', run_worker)
   output = str(tmp_path / 'speed.json')
-  results = benchmark_speed.main(TINY_FLAGS + ['--output', output])
+  results = benchmark_speed.main(TINY_FLAGS + ['--output', output,
+                                               '--compare_onednn'])
   with open(output) as f:
     saved = json.load(f)
   assert saved == json.loads(json.dumps(results))
@@ -93,6 +99,22 @@ def test_end_to_end_tiny(tmp_path, monkeypatch):
   # Two scales x flips against one view.
   assert (saved['inference_seconds']['msc']['network'] >
           saved['inference_seconds']['single']['network'])
+
+  # Which kernels ran is recorded; the oneDNN comparison ran both losses
+  # once with each setting, and its ratios are its own figures'.
+  assert settings['conv_paths']['atrous_conv'] in ('native', 'portable')
+  assert envs[-4:] == [
+      (benchmarking.WORKER_TRAIN_SEGSORT, {'TF_ENABLE_ONEDNN_OPTS': '0'}),
+      (benchmarking.WORKER_TRAIN_SOFTMAX, {'TF_ENABLE_ONEDNN_OPTS': '0'}),
+      (benchmarking.WORKER_TRAIN_SEGSORT, {'TF_ENABLE_ONEDNN_OPTS': '1'}),
+      (benchmarking.WORKER_TRAIN_SOFTMAX, {'TF_ENABLE_ONEDNN_OPTS': '1'})]
+  comparison = saved['onednn_comparison']
+  for loss in losses:
+    assert comparison['off'][loss] > 0 and comparison['on'][loss] > 0
+    assert comparison['on_over_off'][loss] == pytest.approx(
+        comparison['on'][loss] / comparison['off'][loss])
+  assert comparison['on']['conv_paths']['atrous_conv'] in ('native',
+                                                           'portable')
 
   bank = saved['knn_bank']
   assert list(bank) == ['3000']

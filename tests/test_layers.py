@@ -7,6 +7,11 @@ The reference used here exists on every machine: a dilated conv with a
 k x k kernel at rate r IS an ordinary conv with the kernel spread out to
 k_eff = k + (k - 1)(r - 1) taps, zeros in between; so are its gradients.
 """
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
@@ -166,3 +171,26 @@ def test_dilated_backbone_trains_by_the_portable_path(monkeypatch):
   block4 = [g for var, g in zip(variables, values)
             if 'block4' in var.op.name and 'weights' in var.op.name]
   assert block4 and all(np.abs(g).max() > 0 for g in block4)
+
+
+def _conv_paths_in_a_new_process(onednn):
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=onednn,
+             TF_CPP_MIN_LOG_LEVEL='3', PYTHONPATH=root)
+  env.pop(layers.ATROUS_PATH_ENV, None)
+  code = ('import json; import network; from network.common import layers; '
+          'print(json.dumps(layers.describe_conv_paths()))')
+  out = subprocess.run([sys.executable, '-c', code], env=env, check=True,
+                       capture_output=True, text=True, cwd=root).stdout
+  return json.loads(out.strip().splitlines()[-1])
+
+
+def test_each_onednn_setting_in_a_real_process():
+  """TF_ENABLE_ONEDNN_OPTS=0 is what AVX2-only CPUs get: portable path."""
+  off = _conv_paths_in_a_new_process('0')
+  assert off['onednn'] is False
+  assert off['native_dilated_conv_trains'] is False
+  assert off['atrous_conv'] == 'portable'
+  on = _conv_paths_in_a_new_process('1')
+  assert on['atrous_conv'] == ('native' if on['native_dilated_conv_trains']
+                               else 'portable')

@@ -63,6 +63,14 @@ JSON written to --output (all times in seconds, memory in MiB):
                       search_peak_rss_mb, search_extra_mb, bank_mb,
                       unchunked_similarities_mb, chunk_size, ...}, ...}
   goals {train_step_ratio_at_most_1.10, votes_share_msc_below_0.10}
+  settings.conv_paths {onednn, atrous_conv, ...}  which kernels the
+                                            SegSort training worker ran
+                                            (oneDNN on/off; dilated convs
+                                            native or portable)
+  onednn_comparison (with --compare_onednn) {off, on: {segsort, softmax,
+                                            conv_paths}, on_over_off}
+                                            median training steps with
+                                            TF_ENABLE_ONEDNN_OPTS=0 / =1
 
 The defaults are the paper's setting (PSPNet ResNet-101, 336x336, batch 8),
 slow on a CPU; a small CPU setting:
@@ -84,6 +92,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from network.common import layers  # noqa: E402
 from pyscripts import flags  # noqa: E402
 from pyscripts.tools import make_synthetic_dataset  # noqa: E402
 from seg_models import benchmarking  # noqa: E402
@@ -94,6 +103,7 @@ from utils import general  # noqa: E402
 
 SCRIPT = os.path.abspath(__file__)
 DEFAULT_OUTPUT = os.path.join('snapshots', 'benchmark_speed.json')
+ONEDNN_ENV = 'TF_ENABLE_ONEDNN_OPTS'
 USER_ERRORS = inference_main.USER_ERRORS + (benchmarking.BenchmarkError,
                                             trainer.TrainingError)
 
@@ -136,6 +146,10 @@ def get_arguments(argv=None):
                      default=2,
                      help='Images timed per inference mode (after one '
                           'untimed pass).')
+  group.add_argument('--compare_onednn', action='store_true',
+                     help='Also time both training steps with oneDNN off '
+                          'and on (TF_ENABLE_ONEDNN_OPTS=0 and =1, each in '
+                          'its own process) and report the ratio.')
   group.add_argument('--num_random_prototypes', type=flags.int_at_least(1),
                      default=100000,
                      help='Size of the random bank used for inference '
@@ -159,8 +173,11 @@ def _train_worker(args, loss_type):
   opts = trainer.TrainOptions.from_args(
       args, is_training=True, iter_size=1, num_gpu=1,
       snapshot_dir=tempfile.gettempdir(), show_progress=True)
-  return benchmarking.benchmark_train_step(opts, loss_type, args.steps,
-                                           args.warmup)
+  result = benchmarking.benchmark_train_step(opts, loss_type, args.steps,
+                                             args.warmup)
+  # Which kernels ran, seen from inside the process that ran them.
+  result['conv_paths'] = layers.describe_conv_paths()
+  return result
 
 
 def _inference_worker(args):
@@ -255,6 +272,35 @@ def get_settings(args, synthetic):
   }
 
 
+def _summarize_onednn(outputs):
+  """{off, on: {segsort, softmax, conv_paths}, on_over_off: {...}}.
+
+  Args:
+    outputs: the four training results, oneDNN off (segsort, softmax) then
+      on (segsort, softmax).
+  """
+  names = (trainer.LOSS_SEGSORT, trainer.LOSS_SOFTMAX)
+  table = {}
+  for key, pair in (('off', outputs[:2]), ('on', outputs[2:])):
+    table[key] = {n: r['step_median_seconds'] for n, r in zip(names, pair)}
+    table[key]['conv_paths'] = pair[0]['conv_paths']
+  table['on_over_off'] = {n: table['on'][n] / table['off'][n] for n in names}
+  return table
+
+
+def _format_onednn(table):
+  lines = ['', 'training step (median), oneDNN off vs on:',
+           '%-10s %12s %12s %10s' % ('loss', 'off s', 'on s', 'on/off')]
+  for name in (trainer.LOSS_SEGSORT, trainer.LOSS_SOFTMAX):
+    lines.append('%-10s %12.4f %12.4f %10.3f' % (
+        name, table['off'][name], table['on'][name],
+        table['on_over_off'][name]))
+  lines.append('dilated convs: off -> %s, on -> %s' % (
+      table['off']['conv_paths']['atrous_conv'],
+      table['on']['conv_paths']['atrous_conv']))
+  return '\n'.join(lines)
+
+
 def benchmark(args, argv):
   """Runs every configuration in its own process; returns the results."""
   synthetic = not args.data_list
@@ -267,17 +313,27 @@ def benchmark(args, argv):
     if synthetic:
       data_dir, data_list = _write_synthetic_data(args, folder)
       worker_argv += ['--data_dir', data_dir, '--data_list', data_list]
-    jobs = ([(name, ()) for name in (benchmarking.WORKER_TRAIN_SEGSORT,
-                                     benchmarking.WORKER_TRAIN_SOFTMAX,
-                                     benchmarking.WORKER_INFERENCE)] +
-            [(benchmarking.WORKER_KNN, ('--_knn_bank_size', size))
+    # (worker, its extra flags, its extra environment variables)
+    jobs = ([(name, (), None) for name in (benchmarking.WORKER_TRAIN_SEGSORT,
+                                           benchmarking.WORKER_TRAIN_SOFTMAX,
+                                           benchmarking.WORKER_INFERENCE)] +
+            [(benchmarking.WORKER_KNN, ('--_knn_bank_size', size), None)
              for size in args.knn_bank_sizes])
+    if args.compare_onednn:
+      jobs += [(name, (), {ONEDNN_ENV: value})
+               for value in ('0', '1')
+               for name in (benchmarking.WORKER_TRAIN_SEGSORT,
+                            benchmarking.WORKER_TRAIN_SOFTMAX)]
     outputs = []
-    for i, (name, extra) in enumerate(jobs):
-      tqdm.write('[%d/%d] %s %s' % (i + 1, len(jobs), name,
-                                    ' '.join(str(e) for e in extra[1:])))
+    for i, (name, extra, env) in enumerate(jobs):
+      tqdm.write('[%d/%d] %s %s%s' % (
+          i + 1, len(jobs), name, ' '.join(str(e) for e in extra[1:]),
+          ' '.join('%s=%s' % kv for kv in (env or {}).items())))
       outputs.append(benchmarking.run_worker(SCRIPT, worker_argv, name,
-                                             extra))
+                                             extra, env=env))
+    compare = outputs[len(outputs) - 4:] if args.compare_onednn else None
+    if compare:
+      outputs = outputs[:len(outputs) - 4]
   finally:
     if folder:
       shutil.rmtree(folder, ignore_errors=True)
@@ -286,10 +342,14 @@ def benchmark(args, argv):
   settings = get_settings(args, synthetic)
   settings.update(scales=inference['scales'],
                   inference_image_sizes=inference['image_sizes'],
-                  inference_num_prototypes=inference['num_prototypes'])
+                  inference_num_prototypes=inference['num_prototypes'],
+                  conv_paths=outputs[0]['conv_paths'])
   knn = dict(zip(args.knn_bank_sizes, outputs[3:]))
   results = benchmarking.summarize(settings, train, inference, knn)
   print(benchmarking.format_report(results))
+  if compare:
+    results['onednn_comparison'] = _summarize_onednn(compare)
+    print(_format_onednn(results['onednn_comparison']))
   general.atomic_write_text(args.output, json.dumps(results, indent=2) + '\n')
   print('Wrote %s' % args.output)
   return results
