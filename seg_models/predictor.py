@@ -686,6 +686,65 @@ def _fold_back(scores, flipped, image_size):
   return scores[:, ::-1] if flipped else scores
 
 
+def get_knn_chunk_size(chunk_size, num_prototypes):
+  """Training prototypes per chunk of the kNN search (None: one matmul).
+
+  The bank is scanned in chunks only when 0 < chunk_size < num_prototypes.
+  """
+  return chunk_size if chunk_size and 0 < chunk_size < num_prototypes else (
+      None)
+
+
+class PrototypeBankSearch(object):
+  """kNN votes of test prototypes in a training bank held by the graph.
+
+  The bank lives in two variables filled once from placeholders when the
+  variables are initialised (get_init_feed_dict): it is not a graph constant
+  (a large bank would bloat the GraphDef) and is not fed at every call. The
+  search is eval_utils.get_k_nearest_prototypes, over chunks of
+  get_knn_chunk_size(chunk_size, P) prototypes.
+  """
+
+  def __init__(self, num_prototypes, embedding_dim, k, num_classes,
+               chunk_size=None):
+    """Adds the bank and its search to the default graph.
+
+    Args:
+      num_prototypes: P, the bank size.
+      embedding_dim: D.
+      k: neighbours (k_in_nearest_neighbors).
+      num_classes: C.
+      chunk_size: training prototypes per chunk (knn_chunk_size; 0, None or
+        >= P for one matmul over the bank).
+    """
+    self.chunk_size = get_knn_chunk_size(chunk_size, num_prototypes)
+    self._features_input = tf.placeholder(tf.float32,
+                                          [num_prototypes, embedding_dim])
+    self._labels_input = tf.placeholder(tf.int32, [num_prototypes])
+    features = tf.Variable(self._features_input, trainable=False,
+                           name='prototype_features')
+    labels = tf.Variable(self._labels_input, trainable=False,
+                         name='prototype_labels')
+    self._queries = tf.placeholder(tf.float32, [None, embedding_dim],
+                                   name='test_prototypes')
+    self._fetches = eval_utils.get_k_nearest_prototypes(
+        self._queries, features, labels, k, num_classes,
+        self.chunk_size)._asdict()
+
+  def get_init_feed_dict(self, features, labels):
+    """The feed of the variable initialisation: the bank [P, D] and [P]."""
+    return {self._features_input: features, self._labels_input: labels}
+
+  def search(self, session, test_prototypes):
+    """kNN of test prototypes [Q, D] in the bank.
+
+    Returns:
+      dict with 'votes' float32 [Q, C], 'indices' int32 [Q, k'],
+      'similarities' float32 [Q, k'] (k' = min(k, P)).
+    """
+    return session.run(self._fetches, {self._queries: test_prototypes})
+
+
 SegSortPrediction = collections.namedtuple(
     'SegSortPrediction',
     ['labels', 'embedding', 'cluster_labels', 'test_prototypes',
@@ -731,13 +790,10 @@ class SegSortPredictor(Predictor):
       raise PredictorError('--num_clusters must be >= 1 and '
                            '--kmeans_iterations >= 0')
     self.prototypes = prototypes
+    # The k-means start grid of every clustered region; K = its count.
+    self.cluster_grid = common_utils.cluster_grid(options.num_clusters)
     super(SegSortPredictor, self).__init__(options, options.embedding_dim,
                                            allow_random_weights)
-
-  @property
-  def num_clusters(self):
-    """K, clusters per clustered region."""
-    return self.options.num_clusters ** 2
 
   def _build(self):
     opts = self.options
@@ -746,7 +802,7 @@ class SegSortPredictor(Predictor):
     self._embedding = tf.placeholder(tf.float32, [None, None, depth],
                                      name='embedding')
     cluster_labels, test_prototypes = eval_utils.extract_test_prototypes(
-        self._embedding[tf.newaxis], opts.num_clusters,
+        self._embedding[tf.newaxis], self.cluster_grid,
         opts.kmeans_iterations)
     self._cluster_labels = cluster_labels[0]
     self._test_prototypes = test_prototypes
@@ -757,73 +813,37 @@ class SegSortPredictor(Predictor):
   def _build_extraction(self):
     """Prototypes of an annotated image, and the cluster of every pixel.
 
-    The k-means here is the one extract_trained_prototypes runs (same
-    inputs, same library calls); its labels are then handed to
-    extract_trained_prototypes with 0 iterations, so that the prototypes
-    and the cluster map (for the index's boxes) come from ONE clustering.
+    One extract_trained_prototypes clustering gives both the prototypes and
+    the cluster map (for the boxes of the prototype index).
     """
     opts = self.options
     self._raw_embedding = tf.placeholder(
         tf.float32, [None, None, opts.embedding_dim], name='raw_embedding')
     self._label = tf.placeholder(tf.int32, [None, None], name='label')
     shape = tf.shape(self._label)
-    num_pixels = shape[0] * shape[1]
-    embedding = common_utils.normalize_embedding(
-        tf.reshape(self._raw_embedding, [-1, opts.embedding_dim]))
-    location = tf.reshape(common_utils.generate_location_features(
-        [shape[0], shape[1]], 'float'), [-1, 2])
-    grid = tf.reshape(common_utils.initialize_cluster_labels(
-        [opts.num_clusters, opts.num_clusters], [shape[0], shape[1]]), [-1])
-    labels = tf.reshape(self._label, [-1])
-    valid = tf.logical_and(tf.not_equal(labels, opts.ignore_label),
-                           labels >= 0)
-    valid_clusters = common_utils.kmeans_with_initial_labels(
-        common_utils.normalize_embedding(tf.concat(
-            [tf.boolean_mask(embedding, valid),
-             tf.boolean_mask(location, valid)], axis=1)),
-        tf.boolean_mask(grid, valid), self.num_clusters,
-        opts.kmeans_iterations)
-    # -1 on the pixels left out (ignore label).
-    clusters = tf.scatter_nd(tf.cast(tf.where(valid), tf.int32),
-                             valid_clusters + 1, [num_pixels]) - 1
-    features, classes, _ = eval_utils.extract_trained_prototypes(
-        embedding, location, clusters, self.num_clusters, 0, labels, 1,
-        opts.ignore_label, 'semantic')
+    size = [shape[0], shape[1]]
+    features, classes, _, clusters = eval_utils.extract_trained_prototypes(
+        self._raw_embedding,
+        common_utils.generate_location_features(size, 'float'),
+        common_utils.initialize_cluster_labels(self.cluster_grid, size),
+        self.cluster_grid.count, opts.kmeans_iterations, self._label, 1,
+        opts.ignore_label, 'semantic', return_cluster_labels=True)
     self._extract_fetches = {
         'features': features, 'labels': classes,
         'clusters': tf.reshape(clusters, shape)}
 
   def _build_knn(self):
-    opts = self.options
     bank = self.prototypes
-    self._bank_features_input = tf.placeholder(tf.float32,
-                                               bank.features.shape)
-    self._bank_labels_input = tf.placeholder(tf.int32, bank.labels.shape)
-    # Variables filled once from placeholders: the bank is not a graph
-    # constant (a large bank would bloat the GraphDef) and is not fed at
-    # every call.
-    bank_features = tf.Variable(self._bank_features_input, trainable=False,
-                                name='prototype_features')
-    bank_labels = tf.Variable(self._bank_labels_input, trainable=False,
-                              name='prototype_labels')
-    self._queries = tf.placeholder(tf.float32, [None, opts.embedding_dim],
-                                   name='test_prototypes')
-    chunk = opts.knn_chunk_size
-    chunk = chunk if chunk and 0 < chunk < len(bank) else None
-    similarities, indices = eval_utils.find_k_nearest_prototypes(
-        self._queries, bank_features, opts.k_in_nearest_neighbors, chunk)
-    neighbor_labels = tf.gather(bank_labels, indices)
-    votes = tf.reduce_sum(
-        tf.one_hot(neighbor_labels, opts.num_classes, dtype=tf.float32),
-        axis=1)
-    self._knn_fetches = {'similarities': similarities, 'indices': indices,
-                         'votes': votes}
+    self._bank_search = PrototypeBankSearch(
+        len(bank), self.options.embedding_dim,
+        self.options.k_in_nearest_neighbors, self.options.num_classes,
+        self.options.knn_chunk_size)
 
   def _init_feed_dict(self):
     if self.prototypes is None:
       return None
-    return {self._bank_features_input: self.prototypes.features,
-            self._bank_labels_input: self.prototypes.labels}
+    return self._bank_search.get_init_feed_dict(self.prototypes.features,
+                                                self.prototypes.labels)
 
   def cluster(self, embedding, timings=None):
     """Test-time k-means of a region's unit embedding [h, w, D].
@@ -845,8 +865,7 @@ class SegSortPredictor(Predictor):
     if self.prototypes is None:
       raise PredictorError('no prototype bank loaded (--prototype_dir)')
     with _timed(timings, STAGE_KNN):
-      return self.session.run(self._knn_fetches,
-                              {self._queries: test_prototypes})
+      return self._bank_search.search(self.session, test_prototypes)
 
   def predict(self, image, timings=None, details=False):
     """Single-scale prediction: sliding-window embedding, k-means, kNN.
