@@ -34,6 +34,8 @@ from network.segsort import train_utils
 from seg_models import checkpoints
 from seg_models import image_reader
 from seg_models import predictor
+from seg_models import prototype_sets
+from seg_models import sliding_window
 from seg_models import trainer
 from utils import general
 
@@ -748,10 +750,10 @@ def format_input_pipeline_report(results):
 def get_random_prototypes(num, embedding_dim, num_classes, seed):
   """A bank of random unit vectors with random classes."""
   rng = np.random.RandomState(seed)
-  features = predictor.normalize_rows(
+  features = sliding_window.normalize_rows(
       rng.randn(num, embedding_dim).astype(np.float32))
   labels = rng.randint(0, num_classes, size=num).astype(np.int32)
-  return predictor.PrototypeSet(features, labels)
+  return prototype_sets.PrototypeSet(features, labels)
 
 
 def time_image(model, image, mode, scales, flip):

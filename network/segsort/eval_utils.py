@@ -210,7 +210,7 @@ def extract_test_prototypes(embedding, num_clusters, kmeans_iterations,
 
 KNearestPrototypes = collections.namedtuple(
     'KNearestPrototypes', ['similarities', 'indices', 'votes'])
-KNearestPrototypes.__doc__ = """The k nearest training prototypes of Q test ones.
+KNearestPrototypes.__doc__ = """kNN of Q test prototypes in a training bank.
 
 Attributes:
   similarities: A float tensor [Q, k'] (k' = min(k, T)), decreasing.
