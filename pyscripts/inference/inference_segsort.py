@@ -1,6 +1,6 @@
 """Single-scale SegSort inference: kNN labels for the segments of every image.
 
-The image is zero-padded to --input_size (720,720 as the original's scripts;
+The image is zero-padded to --input_size (720,720 by default;
 larger images go through the sliding window with --strides), embedded,
 clustered by k-means (with location) from the grid start; every cluster
 takes the majority class of its --k_in_nearest_neighbors nearest training
