@@ -30,11 +30,12 @@ from tqdm import tqdm
 
 from network.common import layers
 from network.multigpu import towers
-from network.segsort import eval_utils
 from network.segsort import train_utils
 from seg_models import checkpoints
 from seg_models import image_reader
 from seg_models import predictor
+from seg_models import prototype_sets
+from seg_models import sliding_window
 from seg_models import trainer
 from utils import general
 
@@ -291,20 +292,13 @@ def get_random_unit_vectors(rng, num, dim):
   return vectors
 
 
-def get_knn_chunk_size(chunk_size, num_prototypes):
-  """The predictor's rule: chunks only when 0 < chunk_size < bank size."""
-  return chunk_size if chunk_size and 0 < chunk_size < num_prototypes else (
-      None)
-
-
 def benchmark_knn_bank(num_prototypes, embedding_dim, num_classes,
                        num_queries, k, chunk_size, repeats, warmup, seed,
                        show_progress=True):
   """Times the kNN votes of one image's clusters against a random bank.
 
-  The bank (random unit prototypes with random classes) is held in a
-  variable filled once, and searched chunk by chunk
-  (eval_utils.get_cluster_votes), as SegSortPredictor does. Memory:
+  The bank (random unit prototypes with random classes) is searched by
+  SegSortPredictor's own predictor.PrototypeBankSearch. Memory:
     rss_before_search_mb   RSS with the bank loaded (TF runtime + bank);
     search_peak_rss_mb     the peak during the searches (the high-water
                            mark is reset just before them);
@@ -335,43 +329,35 @@ def benchmark_knn_bank(num_prototypes, embedding_dim, num_classes,
     raise BenchmarkError('--knn_bank_sizes: sizes must be >= 1, got %d'
                          % num_prototypes)
   rng = np.random.default_rng(seed)
-  chunk = get_knn_chunk_size(chunk_size, num_prototypes)
   start = time.perf_counter()
   graph = tf.Graph()
   with graph.as_default():
-    features_input = tf.placeholder(tf.float32, [num_prototypes,
-                                                 embedding_dim])
-    labels_input = tf.placeholder(tf.int32, [num_prototypes])
-    # As the predictor: a variable filled once, not a graph constant.
-    bank_features = tf.Variable(features_input, trainable=False,
-                                name='prototype_features')
-    bank_labels = tf.Variable(labels_input, trainable=False,
-                              name='prototype_labels')
-    queries = tf.placeholder(tf.float32, [None, embedding_dim])
-    votes = eval_utils.get_cluster_votes(queries, bank_features, bank_labels,
-                                         k, num_classes, chunk)
+    bank = predictor.PrototypeBankSearch(num_prototypes, embedding_dim, k,
+                                         num_classes, chunk_size)
     init_op = tf.global_variables_initializer()
   graph.finalize()
   with tf.Session(graph=graph) as sess:
     features = get_random_unit_vectors(rng, num_prototypes, embedding_dim)
     labels = rng.integers(0, num_classes, num_prototypes, dtype=np.int32)
-    sess.run(init_op, {features_input: features, labels_input: labels})
+    sess.run(init_op, bank.get_init_feed_dict(features, labels))
     # The session holds its own copy now.
     del features, labels
     load_seconds = time.perf_counter() - start
     test_prototypes = get_random_unit_vectors(rng, num_queries,
                                               embedding_dim)
-    feed = {queries: test_prototypes}
+
+    def search():
+      return bank.search(sess, test_prototypes)
+
     for _ in range(warmup):
-      sess.run(votes, feed)
+      search()
     peak_before = get_peak_rss_mb()
     rss_before = get_current_rss_mb()
     reset = reset_peak_rss()
-    seconds = time_calls(lambda: sess.run(votes, feed), repeats,
-                         desc='kNN %d' % num_prototypes,
+    seconds = time_calls(search, repeats, desc='kNN %d' % num_prototypes,
                          show_progress=show_progress)
     search_peak = get_rss_high_water_mark_mb() if reset else None
-    result_votes = sess.run(votes, feed)
+    result_votes = search()['votes']
   if not np.all(result_votes.sum(axis=1) == min(k, num_prototypes)):
     raise AssertionError('every query must receive min(k, P) votes')
   peak = max(peak_before, get_peak_rss_mb(), search_peak or 0.0)
@@ -386,7 +372,7 @@ def benchmark_knn_bank(num_prototypes, embedding_dim, num_classes,
                           else max(0.0, search_peak - rss_before)),
       'bank_mb': num_prototypes * embedding_dim * 4 / _MB,
       'unchunked_similarities_mb': num_queries * num_prototypes * 4 / _MB,
-      'chunk_size': chunk,
+      'chunk_size': bank.chunk_size,
       'num_queries': num_queries,
   }
 
@@ -766,10 +752,10 @@ def format_input_pipeline_report(results):
 def get_random_prototypes(num, embedding_dim, num_classes, seed):
   """A bank of random unit vectors with random classes."""
   rng = np.random.RandomState(seed)
-  features = predictor.normalize_rows(
+  features = sliding_window.normalize_rows(
       rng.randn(num, embedding_dim).astype(np.float32))
   labels = rng.randint(0, num_classes, size=num).astype(np.int32)
-  return predictor.PrototypeSet(features, labels)
+  return prototype_sets.PrototypeSet(features, labels)
 
 
 def time_image(model, image, mode, scales, flip):

@@ -13,11 +13,13 @@ from tqdm import tqdm
 from seg_models import checkpoints
 from seg_models import image_reader
 from seg_models import predictor
+from seg_models import prototype_sets
 from utils import general
 
 # Errors reported without a stack trace.
 USER_ERRORS = (image_reader.DataListError, checkpoints.RestoreError,
-               predictor.PredictorError, FileNotFoundError)
+               predictor.PredictorError, prototype_sets.PrototypeError,
+               FileNotFoundError)
 
 
 def run(script_fn, args):

@@ -164,9 +164,9 @@ def test_random_unit_vectors():
 
 
 def test_knn_chunk_size_follows_the_predictor():
-  assert benchmarking.get_knn_chunk_size(65536, 10000) is None
-  assert benchmarking.get_knn_chunk_size(65536, 1000000) == 65536
-  assert benchmarking.get_knn_chunk_size(0, 1000000) is None
+  assert predictor.get_knn_chunk_size(65536, 10000) is None
+  assert predictor.get_knn_chunk_size(65536, 1000000) == 65536
+  assert predictor.get_knn_chunk_size(0, 1000000) is None
 
 
 def test_knn_bank_votes_and_memory_figures():

@@ -26,6 +26,8 @@ from pyscripts.inference import inference_segsort_msc
 from pyscripts.tools import visualize_retrieval
 from seg_models import image_reader
 from seg_models import predictor
+from seg_models import prototype_sets
+from seg_models import sliding_window
 from tests import tiny_data
 from utils import general
 
@@ -73,7 +75,7 @@ def _read_png(path):
     (100, 30, 50, 100, [0, 23, 46, 70]),
 ])
 def test_window_positions_by_hand(size, window, stride, padded, starts):
-  got_padded, got = predictor.get_window_positions(
+  got_padded, got = sliding_window.get_window_positions(
       (size, 7), (window, 7), (stride, 7))
   assert got_padded == (padded, 7)
   assert [y for y, _ in got] == starts
@@ -82,7 +84,7 @@ def test_window_positions_by_hand(size, window, stride, padded, starts):
 @pytest.mark.parametrize('size', [(5, 9), (48, 64), (97, 31), (160, 161)])
 def test_windows_cover_the_padded_image(size):
   window, strides = (32, 40), (16, 24)
-  padded, starts = predictor.get_window_positions(size, window, strides)
+  padded, starts = sliding_window.get_window_positions(size, window, strides)
   assert padded == (max(size[0], 32), max(size[1], 40))
   covered = np.zeros(padded, int)
   for y0, x0 in starts:
@@ -127,11 +129,12 @@ def test_embed_sliding_window_matches_numpy(size):
   rng = np.random.RandomState(0)
   image = rng.randn(size[0], size[1], 3).astype(np.float32)
   window, strides = (32, 40), (16, 24)
-  _, starts = predictor.get_window_positions(size, window, strides)
+  _, starts = sliding_window.get_window_positions(size, window, strides)
   expected = _np_sliding_sum(image, window, starts)
   calls = []
   fn = _position_dependent_fn(calls)
-  summed = predictor.embed_sliding_window(image, fn, window, strides, 'none')
+  summed = sliding_window.embed_sliding_window(image, fn, window, strides,
+                                               'none')
   np.testing.assert_allclose(summed, expected, rtol=1e-5, atol=1e-4)
   assert len(calls) == len(starts)
   for (y0, x0), w in zip(starts, calls):
@@ -142,12 +145,14 @@ def test_embed_sliding_window_matches_numpy(size):
                                   image[y0:y0 + valid_h, x0:x0 + valid_w])
     assert not w[valid_h:].any() and not w[:, valid_w:].any()
 
-  unit = predictor.embed_sliding_window(image, fn, window, strides, 'l2')
+  unit = sliding_window.embed_sliding_window(image, fn, window, strides,
+                                             'l2')
   np.testing.assert_allclose(
       unit, expected / np.linalg.norm(expected, axis=2, keepdims=True),
       rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(np.linalg.norm(unit, axis=2), 1.0, atol=1e-5)
-  mean = predictor.embed_sliding_window(image, fn, window, strides, 'mean')
+  mean = sliding_window.embed_sliding_window(image, fn, window, strides,
+                                             'mean')
   np.testing.assert_allclose(mean, expected / expected[:, :, -1:],
                              rtol=1e-5, atol=1e-4)
 
@@ -162,9 +167,27 @@ def test_accumulate_votes_matches_loop():
     for x in range(4):
       for c in range(5):
         expected[2 + y, 1 + x, c] += cluster_votes[labels[y, x], c]
-  out = predictor.accumulate_votes(votes, cluster_votes, labels, (2, 1))
+  out = sliding_window.accumulate_votes(votes, cluster_votes, labels, (2, 1))
   assert out is votes
   np.testing.assert_array_equal(votes, expected)
+
+
+def test_views_fold_back_to_the_image():
+  rng = np.random.RandomState(3)
+  image = rng.rand(6, 9, 2).astype(np.float32)
+  views = list(sliding_window.iter_views(image, [1.0, 0.5], flip=True))
+  assert [(s, f) for s, f, _ in views] == [(1.0, False), (1.0, True),
+                                           (0.5, False), (0.5, True)]
+  assert [v.shape for _, _, v in views] == [(6, 9, 2)] * 2 + [(3, 4, 2)] * 2
+  # At scale 1, folding a view back gives the image, flipped or not.
+  for _, flipped, view in views[:2]:
+    np.testing.assert_array_equal(
+        sliding_window.fold_back(view, flipped, (6, 9)), image)
+  half, half_flipped = views[2][2], views[3][2]
+  np.testing.assert_array_equal(half_flipped, half[:, ::-1])
+  np.testing.assert_allclose(
+      sliding_window.fold_back(half_flipped, True, (6, 9)),
+      sliding_window.resize_bilinear(half, (6, 9)), atol=1e-6)
 
 
 def _np_resize_half_pixel(array, size):
@@ -189,10 +212,10 @@ def _np_resize_half_pixel(array, size):
                                          ((4, 4), (8, 8))])
 def test_resize_bilinear_matches_numpy(shape, size):
   array = np.random.RandomState(2).rand(*shape).astype(np.float32)
-  np.testing.assert_allclose(predictor.resize_bilinear(array, size),
+  np.testing.assert_allclose(sliding_window.resize_bilinear(array, size),
                              _np_resize_half_pixel(array, size), atol=1e-4)
-  np.testing.assert_array_equal(predictor.resize_bilinear(array, shape[:2]),
-                                array)
+  np.testing.assert_array_equal(
+      sliding_window.resize_bilinear(array, shape[:2]), array)
 
 
 def test_prototype_boxes_match_loop():
@@ -204,8 +227,8 @@ def test_prototype_boxes_match_loop():
                     [255, 1, 2, 255]])
   # Non-empty clusters 0, 2, 3 -> majority classes 1, 0, 1.
   prototype_labels = np.array([1, 0, 1])
-  boxes, sizes = predictor._prototype_boxes(clusters, label,
-                                            prototype_labels)
+  boxes, sizes = prototype_sets.get_prototype_boxes(clusters, label,
+                                                   prototype_labels)
   np.testing.assert_array_equal(boxes, [[0, 0, 1, 2], [0, 2, 2, 4],
                                         [1, 1, 3, 3]])
   np.testing.assert_array_equal(sizes, [2, 3, 3])
@@ -218,12 +241,13 @@ def test_prototype_boxes_match_loop():
 
 def _collector(seed=0, count=(3, 2)):
   rng = np.random.RandomState(seed)
-  collector = predictor.PrototypeCollector(4, '/data', '/data/list.txt')
+  collector = prototype_sets.PrototypeCollector(4, '/data', '/data/list.txt')
   for i, n in enumerate(count):
     collector.add('/data/img%d.jpg' % i, 'img%d' % i,
-                  predictor.normalize_rows(rng.randn(n, 4)),
-                  rng.randint(0, 3, n), rng.randint(0, 9, (n, 4)),
-                  rng.randint(1, 50, n))
+                  prototype_sets.ImagePrototypes(
+                      sliding_window.normalize_rows(rng.randn(n, 4)),
+                      rng.randint(0, 3, n), rng.randint(0, 9, (n, 4)),
+                      rng.randint(1, 50, n)))
   return collector
 
 
@@ -234,10 +258,10 @@ def _files(folder):
 def test_prototype_set_round_trip(tmp_path):
   collector = _collector()
   saved = collector.save(str(tmp_path))
-  assert _files(str(tmp_path)) == [predictor.PROTOTYPE_FEATURES,
-                                   predictor.PROTOTYPE_INDEX,
-                                   predictor.PROTOTYPE_LABELS]
-  loaded = predictor.load_prototypes(str(tmp_path), embedding_dim=4,
+  assert _files(str(tmp_path)) == [prototype_sets.PROTOTYPE_FEATURES,
+                                   prototype_sets.PROTOTYPE_INDEX,
+                                   prototype_sets.PROTOTYPE_LABELS]
+  loaded = prototype_sets.load_prototypes(str(tmp_path), embedding_dim=4,
                                      num_classes=3, need_index=True)
   np.testing.assert_array_equal(loaded.features, saved.features)
   np.testing.assert_array_equal(loaded.labels, saved.labels)
@@ -246,10 +270,10 @@ def test_prototype_set_round_trip(tmp_path):
   np.testing.assert_array_equal(loaded.index['boxes'],
                                 saved.index['boxes'])
   assert loaded.index['images'] == ['img0.jpg', 'img1.jpg']
-  with pytest.raises(predictor.PredictorError, match='--embedding_dim'):
-    predictor.load_prototypes(str(tmp_path), embedding_dim=8)
-  with pytest.raises(predictor.PredictorError, match='--num_classes'):
-    predictor.load_prototypes(str(tmp_path),
+  with pytest.raises(prototype_sets.PrototypeError, match='--embedding_dim'):
+    prototype_sets.load_prototypes(str(tmp_path), embedding_dim=8)
+  with pytest.raises(prototype_sets.PrototypeError, match='--num_classes'):
+    prototype_sets.load_prototypes(str(tmp_path),
                               num_classes=int(saved.labels.max()))
 
 
@@ -280,10 +304,10 @@ def test_interrupted_prototype_write_leaves_nothing(tmp_path, monkeypatch,
   monkeypatch.setattr(np, 'save', real_save)
   monkeypatch.setattr(json, 'dump', real_dump)
   # The earlier set is untouched and complete; no staging folder is left.
-  assert _files(folder) == [predictor.PROTOTYPE_FEATURES,
-                            predictor.PROTOTYPE_INDEX,
-                            predictor.PROTOTYPE_LABELS]
-  loaded = predictor.load_prototypes(folder, need_index=True)
+  assert _files(folder) == [prototype_sets.PROTOTYPE_FEATURES,
+                            prototype_sets.PROTOTYPE_INDEX,
+                            prototype_sets.PROTOTYPE_LABELS]
+  loaded = prototype_sets.load_prototypes(folder, need_index=True)
   np.testing.assert_array_equal(loaded.features, old.features)
 
   # Into an empty folder: nothing at all.
@@ -300,18 +324,18 @@ def test_interrupted_prototype_write_leaves_nothing(tmp_path, monkeypatch,
 def test_inconsistent_prototype_sets_are_refused(tmp_path):
   folder = str(tmp_path)
   _collector().save(folder)
-  labels_path = os.path.join(folder, predictor.PROTOTYPE_LABELS)
+  labels_path = os.path.join(folder, prototype_sets.PROTOTYPE_LABELS)
   labels = np.load(labels_path)
   np.save(labels_path, (labels + 1) % 3)  # Same count, other extraction.
-  with pytest.raises(predictor.PredictorError, match='inconsistent'):
-    predictor.load_prototypes(folder)
+  with pytest.raises(prototype_sets.PrototypeError, match='inconsistent'):
+    prototype_sets.load_prototypes(folder)
   np.save(labels_path, labels[:-1])
-  with pytest.raises(predictor.PredictorError, match='not from the same'):
-    predictor.load_prototypes(folder)
+  with pytest.raises(prototype_sets.PrototypeError, match='not from the same'):
+    prototype_sets.load_prototypes(folder)
   _collector().save(str(tmp_path / 'results' / 'prototypes'))
-  with pytest.raises(predictor.PredictorError,
+  with pytest.raises(prototype_sets.PrototypeError,
                      match='did you mean --prototype_dir .*prototypes'):
-    predictor.load_prototypes(str(tmp_path / 'results'))
+    prototype_sets.load_prototypes(str(tmp_path / 'results'))
 
 
 # ---------------------------------------------------------------------------
@@ -333,7 +357,7 @@ def prototype_dir(tiny_dataset, tiny_segsort_snapshot, tmp_path_factory):
 
 def test_extracted_prototypes(tiny_dataset, prototype_dir,
                               tiny_segsort_snapshot):
-  prototypes = predictor.load_prototypes(
+  prototypes = prototype_sets.load_prototypes(
       prototype_dir, tiny_data.EMBEDDING_DIM, NUM_CLASSES, need_index=True)
   index = prototypes.index
   assert len(prototypes) > 0
@@ -356,7 +380,7 @@ def test_extracted_prototypes(tiny_dataset, prototype_dir,
   opts = _options(tiny_segsort_snapshot, (32, 40), (16, 24))
   with predictor.SegSortPredictor(opts) as model:
     embedding = model.embed(image, 'none')
-    features, labels, boxes, _ = model.extract_prototypes(image, label)
+    extracted = model.extract_prototypes(image, label)
   grid = common_utils.initialize_cluster_labels([3, 3], [HEIGHT, WIDTH])
   location = common_utils.generate_location_features([HEIGHT, WIDTH],
                                                      'float')
@@ -364,11 +388,14 @@ def test_extracted_prototypes(tiny_dataset, prototype_dir,
       embedding, location, grid, 9, 3, label, 1, 255, 'semantic')
   with tf.Session() as sess:
     want_features, want_labels, _ = sess.run(direct)
-  np.testing.assert_allclose(features, want_features, atol=1e-5)
-  np.testing.assert_array_equal(labels, want_labels)
+  np.testing.assert_allclose(extracted.features, want_features, atol=1e-5)
+  np.testing.assert_array_equal(extracted.labels, want_labels)
   first = index['image_index'] == 0
-  np.testing.assert_allclose(prototypes.features[first], features, atol=1e-5)
-  np.testing.assert_array_equal(index['boxes'][first], boxes)
+  np.testing.assert_allclose(prototypes.features[first], extracted.features,
+                             atol=1e-5)
+  np.testing.assert_array_equal(index['boxes'][first], extracted.boxes)
+  np.testing.assert_array_equal(index['num_pixels'][first],
+                                extracted.num_pixels)
 
 
 def _check_outputs(save_dir, names):
@@ -465,7 +492,7 @@ def _val_image(tiny_dataset, i=0):
 
 def test_multiscale_with_scale_one_equals_single_scale(
     tiny_dataset, tiny_segsort_snapshot, prototype_dir):
-  prototypes = predictor.load_prototypes(prototype_dir)
+  prototypes = prototype_sets.load_prototypes(prototype_dir)
   image = _val_image(tiny_dataset)
   # The 64x80 window is larger than the 48x64 image: one padded window.
   with predictor.SegSortPredictor(_options(tiny_segsort_snapshot),

@@ -156,3 +156,19 @@ def test_grid_and_location_helpers_unchanged():
   np.testing.assert_allclose(loc, ref.location_features(7, 9), atol=1e-6)
   with pytest.raises(ValueError, match='feature_type'):
     common_utils.generate_location_features([3, 3], 'double')
+
+
+@pytest.mark.parametrize('num_clusters, grid', [
+    (5, (5, 5)), (np.int64(3), (3, 3)), ([2, 4], (2, 4)), ((1, 1), (1, 1))])
+def test_cluster_grid(num_clusters, grid):
+  got = common_utils.cluster_grid(num_clusters)
+  assert tuple(got) == grid and (got.rows, got.cols) == grid
+  assert got.count == grid[0] * grid[1]
+  assert all(type(n) is int for n in got)
+
+
+@pytest.mark.parametrize('bad', [0, -2, [2], [2, 0], (2, 3, 4), 2.5, 'ab',
+                                 None])
+def test_cluster_grid_refuses_bad_settings(bad):
+  with pytest.raises(ValueError, match='num_clusters'):
+    common_utils.cluster_grid(bad)

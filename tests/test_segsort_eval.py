@@ -25,6 +25,8 @@ def _np_extract(embedding, loc, clusters, num_clusters, iterations, labels,
                                 labels[valid])
   clusters = ref.kmeans(ref.normalize(np.concatenate([emb, loc], axis=1)),
                         clusters, num_clusters, iterations)
+  pixel_clusters = np.full(valid.shape, -1)
+  pixel_clusters[valid] = clusters
   features, classes = [], []
   for k in range(num_clusters):
     members = clusters == k
@@ -33,7 +35,8 @@ def _np_extract(embedding, loc, clusters, num_clusters, iterations, labels,
     majority = np.argmax(np.bincount(labels[members]))
     features.append(ref.normalize(emb[members & (labels == majority)].sum(0)))
     classes.append(majority)
-  return np.array(features).reshape(-1, depth), np.array(classes)
+  return (np.array(features).reshape(-1, depth), np.array(classes),
+          pixel_clusters)
 
 
 def _np_top_k(queries, bank, k):
@@ -82,15 +85,25 @@ def test_extract_trained_prototypes_matches_reference(divisor):
   # labels do; the ignore test applies to the semantic part.
   panoptic = labels * divisor + (rng.randint(0, divisor, labels.shape)
                                  if divisor > 1 else 0)
-  features, classes, instances = _run(eval_utils.extract_trained_prototypes(
-      embedding.reshape(-1, 4), loc.reshape(-1, 2), grid.reshape(-1), 4, 3,
-      panoptic.reshape(-1), divisor, 255, 'semantic'))
-  expected_features, expected_classes = _np_extract(
+  args = (embedding.reshape(-1, 4), loc.reshape(-1, 2), grid.reshape(-1), 4,
+          3, panoptic.reshape(-1), divisor, 255, 'semantic')
+  (features, classes, instances), with_clusters = _run(
+      [eval_utils.extract_trained_prototypes(*args),
+       eval_utils.extract_trained_prototypes(*args,
+                                             return_cluster_labels=True)])
+  expected_features, expected_classes, expected_clusters = _np_extract(
       embedding, loc, grid, 4, 3, labels)
   assert len(expected_classes) >= 2
   np.testing.assert_allclose(features, expected_features, atol=1e-5)
   assert np.array_equal(classes, expected_classes)
   assert np.array_equal(instances, np.zeros_like(classes))
+  # The cluster map is the clustering the prototypes came from (-1 where
+  # the label is ignored).
+  assert len(with_clusters) == 4
+  for got, want in zip(with_clusters[:3], (features, classes, instances)):
+    np.testing.assert_array_equal(got, want)
+  assert np.array_equal(with_clusters[3], expected_clusters)
+  assert np.array_equal(with_clusters[3] == -1, labels.reshape(-1) == 255)
   np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1.0,
                              atol=1e-5)
 
@@ -99,9 +112,10 @@ def test_extract_trained_prototypes_all_ignore_and_modes():
   rng = np.random.RandomState(1)
   embedding, labels, loc, grid = _image(rng)
   labels[:] = 255
-  features, classes, _ = _run(eval_utils.extract_trained_prototypes(
-      embedding, loc, grid, 4, 3, labels, 1, 255, 'semantic'))
+  features, classes, _, clusters = _run(eval_utils.extract_trained_prototypes(
+      embedding, loc, grid, 4, 3, labels, 1, 255, 'semantic', True))
   assert features.shape == (0, 4) and classes.shape == (0,)
+  assert np.array_equal(clusters, np.full(labels.size, -1))
   with pytest.raises(NotImplementedError, match="'panoptic'"):
     eval_utils.extract_trained_prototypes(embedding, loc, grid, 4, 3, labels,
                                           1, 255, 'panoptic')
@@ -120,6 +134,14 @@ def test_k_nearest_neighbors_ties_go_to_lowest_class():
   assert np.array_equal(predictions, [1, 2, 0])
 
 
+def _search(queries, bank, k, chunk_size=None, labels=None, classes=None):
+  """get_k_nearest_prototypes; without labels, every prototype has class 0."""
+  if labels is None:
+    labels = tf.zeros(tf.shape(bank)[:1], tf.int32)
+  return eval_utils.get_k_nearest_prototypes(queries, bank, labels, k,
+                                             classes, chunk_size)
+
+
 def test_chunked_search_equals_full_search_with_ties():
   rng = np.random.RandomState(2)
   bank = ref.normalize(rng.randn(50, 8)).astype(np.float32)
@@ -127,22 +149,22 @@ def test_chunked_search_equals_full_search_with_ties():
   bank[31] = bank[3]
   queries = ref.normalize(rng.randn(6, 8)).astype(np.float32)
   queries[0] = bank[3]
-  full = eval_utils.find_k_nearest_prototypes(queries, bank, 5)
-  chunked = [eval_utils.find_k_nearest_prototypes(queries, bank, 5, size)
-             for size in (1, 7, 50, 64)]
-  too_many = eval_utils.find_k_nearest_prototypes(queries, bank, 60, 16)
-  (full_values, full_indices), chunked, (many_values, many_indices) = _run(
-      [full, chunked, too_many])
-  assert np.array_equal(full_indices, _np_top_k(queries, bank, 5))
-  assert np.array_equal(full_indices[0, :3], [3, 30, 31])
-  for values, indices in chunked:
-    assert np.array_equal(indices, full_indices)
-    np.testing.assert_allclose(values, full_values, atol=1e-6)
+  full = _search(queries, bank, 5)
+  chunked = [_search(queries, bank, 5, size) for size in (1, 7, 50, 64)]
+  too_many = _search(queries, bank, 60, 16)
+  full, chunked, too_many = _run([full, chunked, too_many])
+  assert np.array_equal(full.indices, _np_top_k(queries, bank, 5))
+  assert np.array_equal(full.indices[0, :3], [3, 30, 31])
+  for result in chunked:
+    assert np.array_equal(result.indices, full.indices)
+    np.testing.assert_allclose(result.similarities, full.similarities,
+                               atol=1e-6)
   # k larger than the bank: every prototype, once.
-  assert many_indices.shape == (6, 50)
-  assert np.all(np.isfinite(many_values))
-  assert np.array_equal(np.sort(many_indices, axis=1),
+  assert too_many.indices.shape == (6, 50)
+  assert np.all(np.isfinite(too_many.similarities))
+  assert np.array_equal(np.sort(too_many.indices, axis=1),
                         np.tile(np.arange(50), [6, 1]))
+  assert np.array_equal(too_many.votes, np.full((6, 1), 50))
 
 
 def test_chunked_search_on_a_large_bank():
@@ -150,27 +172,41 @@ def test_chunked_search_on_a_large_bank():
   bank = rng.randn(20000, 32).astype(np.float32)
   queries = rng.randn(25, 32).astype(np.float32)
   bank_ph = tf.placeholder(tf.float32, [None, 32])
-  full = eval_utils.find_k_nearest_prototypes(queries, bank_ph, 15)[1]
-  chunked = eval_utils.find_k_nearest_prototypes(queries, bank_ph, 15,
-                                                 chunk_size=4096)[1]
+  full = _search(queries, bank_ph, 15).indices
+  chunked = _search(queries, bank_ph, 15, chunk_size=4096).indices
   full, chunked = _run([full, chunked], {bank_ph: bank})
   assert np.array_equal(full, chunked)
   assert np.array_equal(full, _np_top_k(queries, bank, 15))
 
 
-def test_get_cluster_votes_matches_reference():
+@pytest.mark.parametrize('chunk_size', [None, 6, 40])
+def test_k_nearest_prototypes_match_reference(chunk_size):
+  """Similarities, indices and votes of the one kNN function vs NumPy."""
   rng = np.random.RandomState(4)
   bank = ref.normalize(rng.randn(40, 6)).astype(np.float32)
   bank_labels = rng.randint(0, 6, size=40)   # label 5 is outside 5 classes
   queries = ref.normalize(rng.randn(7, 6)).astype(np.float32)
-  votes, chunked = _run([
-      eval_utils.get_cluster_votes(queries, bank, bank_labels, 9, 5),
-      eval_utils.get_cluster_votes(queries, bank, bank_labels, 9, 5,
-                                   chunk_size=6)])
-  expected = _np_votes(_np_top_k(queries, bank, 9), bank_labels, 5)
-  assert votes.shape == (7, 5)
-  assert np.array_equal(votes, expected)
-  assert np.array_equal(chunked, expected)
+  result = _run(_search(queries, bank, 9, chunk_size, bank_labels, 5))
+  top = _np_top_k(queries, bank, 9)
+  assert result.indices.shape == (7, 9) and result.votes.shape == (7, 5)
+  assert np.array_equal(result.indices, top)
+  np.testing.assert_allclose(
+      result.similarities, np.take_along_axis(queries @ bank.T, top, 1),
+      atol=1e-6)
+  assert np.all(np.diff(result.similarities, axis=1) <= 0)
+  assert np.array_equal(result.votes, _np_votes(top, bank_labels, 5))
+  # Without num_classes: one column per label up to the largest neighbour.
+  votes = _run(_search(queries, bank, 9, chunk_size, bank_labels).votes)
+  width = bank_labels[top].max() + 1
+  assert np.array_equal(votes, _np_votes(top, bank_labels, width))
+
+
+def test_k_nearest_prototypes_refuse_bad_k_and_chunk():
+  bank = np.eye(3, dtype=np.float32)
+  with pytest.raises(ValueError, match='k_in_nearest_neighbors'):
+    _search(bank, bank, 0)
+  with pytest.raises(ValueError, match='chunk_size'):
+    _search(bank, bank, 1, chunk_size=0)
 
 
 def test_predict_semantic_instance_labels_matches_reference():

@@ -4,19 +4,19 @@ Embeddings are L2-normalised along their last axis; a prototype is the
 L2-normalised sum of the embeddings of one segment; similarity is the dot
 product.
 
-Function names and signatures follow the original release
-(network/segsort/common_utils.py), so that code written against it keeps
-working. Differences, all deliberate:
-
 - Normalisation divides by max(||x||, 1e-6), so a zero vector (the sum of an
   empty cluster) normalises to zero instead of 0/0 = NaN.
-- In vMF k-means an empty cluster never attracts pixels (the original gave it
-  a NaN prototype).
-- `kmeans` clusters every image of a batch separately, in one batched graph
-  (the original flattened the batch and was only correct for batch 1).
-- `batch_kmeans_with_initial_labels` is new: k-means for a whole batch of
-  images at once with a pixel validity mask, used by the training loss.
+- In vMF k-means an empty cluster never attracts pixels.
+- `kmeans` clusters every image of a batch separately, in one batched graph;
+  `batch_kmeans_with_initial_labels` is its form with explicit initial
+  labels and a pixel validity mask, used by the training loss.
+- `num_clusters` is n, the clusters along each axis of the initial grid (or
+  a pair [n_y, n_x]); `cluster_grid` turns it into the grid and the number
+  of clusters K = n_y * n_x.
 """
+import collections
+import numbers
+
 import tensorflow.compat.v1 as tf
 
 
@@ -232,14 +232,14 @@ def kmeans_with_initial_labels(embedding,
   """vMF k-means of one set of pixels from initial labels.
 
   See batch_kmeans_with_initial_labels for the iteration; this is its
-  single-image form with the original signature.
+  single-image form.
 
   Args:
     embedding: A float tensor [N, D] (leading axes are flattened); expected
       L2-normalised.
     initial_labels: An integer tensor with N elements.
-    max_label: The number of clusters K (the original passed
-      num_clusters**2 here). Largest initial label plus one if None.
+    max_label: The number of clusters K (cluster_grid(n).count for a grid
+      start). Largest initial label plus one if None.
     iterations: Number of k-means iterations.
 
   Returns:
@@ -256,15 +256,42 @@ def kmeans_with_initial_labels(embedding,
   return labels[0]
 
 
-def _cluster_grid(num_clusters):
-  """[n_y, n_x] from an int n or a pair."""
-  if isinstance(num_clusters, int):
-    return [num_clusters, num_clusters]
-  num_clusters = list(num_clusters)
-  if len(num_clusters) != 2:
-    raise ValueError('num_clusters must be an int or [n_y, n_x], got %r'
-                     % (num_clusters,))
-  return num_clusters
+class ClusterGrid(collections.namedtuple('ClusterGrid', ['rows', 'cols'])):
+  """The k-means start grid: [n_y, n_x] clusters along y and x."""
+  __slots__ = ()
+
+  @property
+  def count(self):
+    """K = n_y * n_x, the number of clusters."""
+    return self.rows * self.cols
+
+
+def cluster_grid(num_clusters):
+  """The k-means grid of a `num_clusters` setting.
+
+  Args:
+    num_clusters: n, clusters along each axis (a python or NumPy integer,
+      K = n * n), or a pair [n_y, n_x].
+
+  Returns:
+    A ClusterGrid (rows, cols), usable wherever [n_y, n_x] is expected; its
+    `count` is K.
+
+  Raises:
+    ValueError: not a positive integer or a pair of them.
+  """
+  if isinstance(num_clusters, numbers.Integral):
+    pair = [num_clusters, num_clusters]
+  else:
+    try:
+      pair = list(num_clusters)
+    except TypeError:
+      pair = []
+  if (len(pair) != 2 or
+      not all(isinstance(n, numbers.Integral) and n >= 1 for n in pair)):
+    raise ValueError('num_clusters must be a positive int or a pair '
+                     '[n_y, n_x] of them, got %r' % (num_clusters,))
+  return ClusterGrid(int(pair[0]), int(pair[1]))
 
 
 def kmeans(embedding, num_clusters, iterations=10):
@@ -282,7 +309,7 @@ def kmeans(embedding, num_clusters, iterations=10):
     of different images are NOT offset: add b * K before computing
     prototypes over a batch larger than one.
   """
-  grid = _cluster_grid(num_clusters)
+  grid = cluster_grid(num_clusters)
   embedding = tf.convert_to_tensor(embedding)
   shape = tf.shape(embedding)
   batch, height, width, depth = shape[0], shape[1], shape[2], shape[3]
@@ -291,7 +318,7 @@ def kmeans(embedding, num_clusters, iterations=10):
   initial = tf.tile(initial, [batch, 1])
   flat = tf.reshape(embedding, [batch, -1, depth])
   labels = batch_kmeans_with_initial_labels(
-      flat, initial, grid[0] * grid[1], iterations)
+      flat, initial, grid.count, iterations)
   labels = tf.reshape(labels, [batch, height, width])
   static = embedding.get_shape()
   if static.ndims == 4:

@@ -1,13 +1,17 @@
 """SegSort inference: prototype extraction and kNN label prediction.
 
-Function names and signatures follow the original release
-(network/segsort/eval_utils.py). New here: find_k_nearest_prototypes (the
-nearest-prototype search, optionally over the training bank in chunks so
-that memory is bounded), get_cluster_votes (per-class kNN vote counts of
-every test cluster, for multi-scale inference without a loop over classes)
-and extract_test_prototypes (the test-time clustering the inference scripts
-share).
+- extract_trained_prototypes: the prototypes of an annotated image (and, on
+  request, the cluster of every pixel).
+- extract_test_prototypes: test-time clustering, one prototype per cluster.
+- get_k_nearest_prototypes: the kNN search and vote. For every test
+  prototype, its k most similar training prototypes and the per-class
+  votes of their labels; the training bank may be scanned in chunks so that
+  memory stays bounded. Every kNN prediction goes through it.
+- k_nearest_neighbors and predict_semantic_instance_labels (at the end):
+  the paper release's interface, over the same search and vote.
 """
+import collections
+
 import tensorflow.compat.v1 as tf
 
 from network.segsort import common_utils
@@ -61,7 +65,8 @@ def extract_trained_prototypes(embedding,
                                panoptic_labels,
                                panoptic_label_divisor,
                                ignore_label,
-                               evaluate_semantic_or_panoptic):
+                               evaluate_semantic_or_panoptic,
+                               return_cluster_labels=False):
   """Prototypes of one annotated image.
 
   Over the valid pixels (semantic label = panoptic // divisor, neither
@@ -76,7 +81,8 @@ def extract_trained_prototypes(embedding,
       normalised here.
     location_features: A float tensor [N, 2] of (y, x) locations.
     cluster_labels: An integer tensor [N], the initial (grid) labels.
-    num_clusters: Total number of clusters K (the original passed n * n).
+    num_clusters: Total number of clusters K
+      (common_utils.cluster_grid(n).count for the grid start).
     kmeans_iterations: Number of k-means iterations.
     panoptic_labels: An integer tensor [N]; the semantic class when
       panoptic_label_divisor is 1 (as the scripts call it).
@@ -84,13 +90,18 @@ def extract_trained_prototypes(embedding,
     ignore_label: The class id to leave out (e.g. 255).
     evaluate_semantic_or_panoptic: 'semantic' ('panoptic' is not
       implemented).
+    return_cluster_labels: Also return the cluster of every pixel.
 
   Returns:
     prototype_features: A float tensor [P, D] (P <= K: one per non-empty
       cluster, in increasing cluster id).
     prototype_semantic_labels: An int32 tensor [P].
-    prototype_instance_labels: An int32 tensor [P] of zeros (the original's
-      value in 'semantic' mode).
+    prototype_instance_labels: An int32 tensor [P] of zeros ('semantic'
+      mode has no instances).
+    cluster_labels: Only with return_cluster_labels, an int32 tensor [N]:
+      the k-means cluster of every pixel, -1 for the pixels left out.
+      Prototype p is formed by the pixels of class
+      prototype_semantic_labels[p] in the p-th non-empty cluster.
 
   Raises:
     NotImplementedError: for 'panoptic'.
@@ -117,6 +128,7 @@ def extract_trained_prototypes(embedding,
 
   valid = tf.logical_and(tf.not_equal(semantic_labels, ignore_label),
                          semantic_labels >= 0)
+  num_pixels = tf.shape(valid)
   embedding = tf.boolean_mask(embedding, valid)
   location_features = tf.boolean_mask(location_features, valid)
   cluster_labels = tf.boolean_mask(cluster_labels, valid)
@@ -141,33 +153,101 @@ def extract_trained_prototypes(embedding,
       tf.boolean_mask(cluster_labels, selected), num_clusters)
   prototype_features = tf.boolean_mask(prototypes, non_empty)
   prototype_semantic_labels = tf.boolean_mask(majority_labels, non_empty)
-  return (prototype_features, prototype_semantic_labels,
-          tf.zeros_like(prototype_semantic_labels))
+  outputs = (prototype_features, prototype_semantic_labels,
+             tf.zeros_like(prototype_semantic_labels))
+  if not return_cluster_labels:
+    return outputs
+  # Back to every pixel; the pixels left out get -1.
+  pixel_clusters = tf.scatter_nd(tf.cast(tf.where(valid), tf.int32),
+                                 cluster_labels + 1, num_pixels) - 1
+  return outputs + (pixel_clusters,)
 
 
-def find_k_nearest_prototypes(test_prototypes, prototype_features, k,
-                              chunk_size=None):
-  """The k training prototypes most similar to every test prototype.
+def extract_test_prototypes(embedding, num_clusters, kmeans_iterations,
+                            location_features=None):
+  """Clusters test embeddings and returns one prototype per cluster.
 
-  Similarity is the dot product. Ties go to the lower training index. With
-  chunk_size, the training bank is scanned chunk by chunk in a
-  tf.while_loop that keeps a running top-k, so that memory is
-  O(Q * (k + chunk_size)) instead of O(Q * T); the result is identical.
+  normalize(concat(normalize(embedding), location)) is clustered by vMF
+  k-means from the grid start, per image; cluster ids are offset by b * K
+  so that they are unique over the batch; the prototypes are computed from
+  the embeddings without location.
 
   Args:
-    test_prototypes: A float tensor [Q, D].
-    prototype_features: A float tensor [T, D] of training prototypes.
-    k: Number of neighbours (python int >= 1); min(k, T) are returned.
-    chunk_size: Optional python int, training prototypes per chunk.
+    embedding: A float tensor [B, H, W, D].
+    num_clusters: n per axis (K = n * n) or [n_y, n_x].
+    kmeans_iterations: Number of k-means iterations.
+    location_features: Optional float tensor [B, H, W, 2] or [H, W, 2];
+      default (y / H, x / W) from common_utils.generate_location_features.
 
   Returns:
-    similarities: A float tensor [Q, min(k, T)], in decreasing order.
-    indices: An int32 tensor [Q, min(k, T)] of rows of prototype_features.
+    cluster_labels: An int32 tensor [B, H, W] in [0, B * K).
+    test_prototypes: A float tensor [B * K, D] (zero rows for empty
+      clusters, which no pixel refers to).
   """
-  if k < 1:
-    raise ValueError('k (k_in_nearest_neighbors) must be >= 1, got %d' % k)
-  if chunk_size is not None and chunk_size < 1:
-    raise ValueError('chunk_size must be >= 1, got %d' % chunk_size)
+  embedding = common_utils.normalize_embedding(embedding)
+  shape = tf.shape(embedding)
+  if location_features is None:
+    location_features = common_utils.generate_location_features(
+        [shape[1], shape[2]], 'float')
+  location_features = tf.cast(location_features, embedding.dtype)
+  if location_features.get_shape().ndims == 3:
+    location_features = tf.tile(location_features[tf.newaxis],
+                                [shape[0], 1, 1, 1])
+  embedding_with_location = common_utils.normalize_embedding(
+      tf.concat([embedding, location_features], axis=3))
+  cluster_labels = common_utils.kmeans(embedding_with_location, num_clusters,
+                                       kmeans_iterations)
+  total = common_utils.cluster_grid(num_clusters).count
+  cluster_labels += total * tf.range(shape[0])[:, tf.newaxis, tf.newaxis]
+  test_prototypes = common_utils.calculate_prototypes_from_labels(
+      embedding, cluster_labels, total * shape[0])
+  return cluster_labels, test_prototypes
+
+
+# ---------------------------------------------------------------------------
+# kNN: the search and the vote.
+# ---------------------------------------------------------------------------
+
+KNearestPrototypes = collections.namedtuple(
+    'KNearestPrototypes', ['similarities', 'indices', 'votes'])
+KNearestPrototypes.__doc__ = """kNN of Q test prototypes in a training bank.
+
+Attributes:
+  similarities: A float tensor [Q, k'] (k' = min(k, T)), decreasing.
+  indices: An int32 tensor [Q, k'] of training prototype rows.
+  votes: A float32 tensor [Q, C], votes[q, c] = #{j in indices[q] :
+    label_j = c}.
+"""
+
+
+def _count_votes(indices, prototype_labels, num_classes=None):
+  """votes[q, c] = #{j in indices[q] : prototype_labels[j] = c}.
+
+  Args:
+    indices: An integer tensor [Q, k] of training prototype rows.
+    prototype_labels: An integer tensor [T]; labels outside
+      [0, num_classes) cast no vote.
+    num_classes: C, a python int or int scalar tensor; the largest label
+      among the neighbours plus one if None.
+
+  Returns:
+    A float32 tensor [Q, C].
+  """
+  labels = tf.gather(tf.cast(prototype_labels, tf.int32), indices)
+  if num_classes is None:
+    num_classes = tf.maximum(tf.reduce_max(labels) + 1, 1)
+  return tf.reduce_sum(tf.one_hot(labels, num_classes, dtype=tf.float32),
+                       axis=1)
+
+
+def _majority(votes):
+  """The class with the most votes [Q, C] -> int32 [Q]; ties: lowest."""
+  # argmax returns the first maximum.
+  return tf.argmax(votes, axis=1, output_type=tf.int32)
+
+
+def _top_k_similar(test_prototypes, prototype_features, k, chunk_size):
+  """(similarities, indices) [Q, min(k, T)]; see get_k_nearest_prototypes."""
   test_prototypes = tf.convert_to_tensor(test_prototypes)
   prototype_features = tf.cast(prototype_features, test_prototypes.dtype)
   num_train = tf.shape(prototype_features)[0]
@@ -205,11 +285,58 @@ def find_k_nearest_prototypes(test_prototypes, prototype_features, k,
   return values[:, :k_found], indices[:, :k_found]
 
 
+def get_k_nearest_prototypes(test_prototypes, prototype_features,
+                             prototype_labels, k, num_classes=None,
+                             chunk_size=None):
+  """The k most similar training prototypes of every test one, and votes.
+
+  Similarity is the dot product; ties go to the lower training index. Each
+  test prototype q receives one vote per neighbour for the neighbour's
+  label: votes[q, c] = #{j in the k nearest of q : label_j = c}, and its
+  kNN label is argmax_c votes[q, c] (ties: lowest class). With chunk_size,
+  the training bank is scanned chunk by chunk in a tf.while_loop that keeps
+  a running top-k, so that memory is O(Q * (k + chunk_size)) instead of
+  O(Q * T); the result is identical.
+
+  Args:
+    test_prototypes: A float tensor [Q, D].
+    prototype_features: A float tensor [T, D] of training prototypes.
+    prototype_labels: An integer tensor [T], their labels; labels outside
+      [0, num_classes) cast no vote.
+    k: Number of neighbours (python int >= 1); min(k, T) are returned.
+    num_classes: C, a python int or int scalar tensor; the largest label
+      among the neighbours plus one if None.
+    chunk_size: Optional python int, training prototypes per chunk.
+
+  Returns:
+    A KNearestPrototypes (similarities [Q, k'], indices [Q, k'],
+    votes [Q, C]).
+
+  Raises:
+    ValueError: k or chunk_size below 1.
+  """
+  if k < 1:
+    raise ValueError('k (k_in_nearest_neighbors) must be >= 1, got %d' % k)
+  if chunk_size is not None and chunk_size < 1:
+    raise ValueError('chunk_size must be >= 1, got %d' % chunk_size)
+  similarities, indices = _top_k_similar(test_prototypes, prototype_features,
+                                         k, chunk_size)
+  return KNearestPrototypes(similarities, indices,
+                            _count_votes(indices, prototype_labels,
+                                         num_classes))
+
+
+# ---------------------------------------------------------------------------
+# The paper release's interface, over get_k_nearest_prototypes.
+# ---------------------------------------------------------------------------
+
+
 def k_nearest_neighbors(k_predictions, prototype_labels, num_classes=None):
   """Majority label of each test prototype's k nearest training prototypes.
 
   Args:
-    k_predictions: An integer tensor [Q, k] of training prototype indices.
+    k_predictions: An integer tensor [Q, k] of training prototype indices
+      (get_k_nearest_prototypes(...).indices).
     prototype_labels: An integer tensor [T] of their (semantic or instance)
       labels, >= 0.
     num_classes: Optional number of labels; max label + 1 if None.
@@ -218,40 +345,8 @@ def k_nearest_neighbors(k_predictions, prototype_labels, num_classes=None):
     An int32 tensor [Q]: the label with the most votes, ties going to the
     lowest label.
   """
-  labels = tf.gather(tf.cast(prototype_labels, tf.int32), k_predictions)
-  if num_classes is None:
-    num_classes = tf.maximum(tf.reduce_max(labels) + 1, 1)
-  votes = tf.reduce_sum(tf.one_hot(labels, num_classes), axis=1)
-  # argmax returns the first maximum: ties go to the lowest label.
-  return tf.argmax(votes, axis=1, output_type=tf.int32)
-
-
-def get_cluster_votes(test_prototypes, prototype_features, prototype_labels,
-                      k, num_classes, chunk_size=None):
-  """Per-class kNN votes of every test cluster.
-
-  votes[q, c] = #{j in the k nearest training prototypes of q : label_j = c}.
-  Multi-scale inference gathers these by cluster label to get per-pixel
-  votes ([B, H, W, C] = tf.gather(votes, cluster_labels)), with no loop
-  over classes.
-
-  Args:
-    test_prototypes: A float tensor [Q, D].
-    prototype_features: A float tensor [T, D].
-    prototype_labels: An integer tensor [T]; labels outside
-      [0, num_classes) cast no vote.
-    k: Number of neighbours.
-    num_classes: C, a python int or int scalar tensor.
-    chunk_size: Optional, see find_k_nearest_prototypes.
-
-  Returns:
-    A float32 tensor [Q, num_classes].
-  """
-  _, indices = find_k_nearest_prototypes(test_prototypes, prototype_features,
-                                         k, chunk_size)
-  labels = tf.gather(tf.cast(prototype_labels, tf.int32), indices)
-  return tf.reduce_sum(tf.one_hot(labels, num_classes, dtype=tf.float32),
-                       axis=1)
+  return _majority(_count_votes(k_predictions, prototype_labels,
+                                num_classes))
 
 
 def predict_semantic_instance_labels(cluster_labels,
@@ -271,7 +366,7 @@ def predict_semantic_instance_labels(cluster_labels,
     prototype_semantic_labels: An integer tensor [T].
     prototype_instance_labels: An integer tensor [T], or None.
     k: Number of nearest neighbours (k_in_nearest_neighbors).
-    chunk_size: Optional, see find_k_nearest_prototypes.
+    chunk_size: Optional, see get_k_nearest_prototypes.
 
   Returns:
     semantic_predictions: An int32 tensor shaped like cluster_labels (ties
@@ -280,57 +375,13 @@ def predict_semantic_instance_labels(cluster_labels,
       (instance votes renumbered from 0 in order of first appearance), or
       None when prototype_instance_labels is None.
   """
-  _, k_predictions = find_k_nearest_prototypes(
-      test_prototypes, prototype_features, k, chunk_size)
-  semantic_predictions = tf.gather(
-      k_nearest_neighbors(k_predictions, prototype_semantic_labels),
-      cluster_labels)
+  nearest = get_k_nearest_prototypes(test_prototypes, prototype_features,
+                                     prototype_semantic_labels, k,
+                                     chunk_size=chunk_size)
+  semantic_predictions = tf.gather(_majority(nearest.votes), cluster_labels)
   if prototype_instance_labels is None:
     return semantic_predictions, None
   _, instance_ids = tf.unique(
-      k_nearest_neighbors(k_predictions, prototype_instance_labels),
+      k_nearest_neighbors(nearest.indices, prototype_instance_labels),
       out_idx=tf.int32)
   return semantic_predictions, tf.gather(instance_ids, cluster_labels)
-
-
-def extract_test_prototypes(embedding, num_clusters, kmeans_iterations,
-                            location_features=None):
-  """Clusters test embeddings and returns one prototype per cluster.
-
-  normalize(concat(normalize(embedding), location)) is clustered by vMF
-  k-means from the grid start, per image; cluster ids are offset by b * K
-  so that they are unique over the batch; the prototypes are computed from
-  the embeddings without location.
-
-  Args:
-    embedding: A float tensor [B, H, W, D].
-    num_clusters: n per axis (K = n * n) or [n_y, n_x].
-    kmeans_iterations: Number of k-means iterations.
-    location_features: Optional float tensor [B, H, W, 2] or [H, W, 2];
-      default (y / H, x / W) from common_utils.generate_location_features.
-
-  Returns:
-    cluster_labels: An int32 tensor [B, H, W] in [0, B * K).
-    test_prototypes: A float tensor [B * K, D] (zero rows for empty
-      clusters, which no pixel refers to).
-  """
-  embedding = common_utils.normalize_embedding(embedding)
-  shape = tf.shape(embedding)
-  if location_features is None:
-    location_features = common_utils.generate_location_features(
-        [shape[1], shape[2]], 'float')
-  location_features = tf.cast(location_features, embedding.dtype)
-  if location_features.get_shape().ndims == 3:
-    location_features = tf.tile(location_features[tf.newaxis],
-                                [shape[0], 1, 1, 1])
-  embedding_with_location = common_utils.normalize_embedding(
-      tf.concat([embedding, location_features], axis=3))
-  cluster_labels = common_utils.kmeans(embedding_with_location, num_clusters,
-                                       kmeans_iterations)
-  grid = ([num_clusters, num_clusters] if isinstance(num_clusters, int)
-          else list(num_clusters))
-  total = grid[0] * grid[1]
-  cluster_labels += total * tf.range(shape[0])[:, tf.newaxis, tf.newaxis]
-  test_prototypes = common_utils.calculate_prototypes_from_labels(
-      embedding, cluster_labels, total * shape[0])
-  return cluster_labels, test_prototypes

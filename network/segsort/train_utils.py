@@ -65,18 +65,7 @@ def default_bank_capacity(batch_size, num_clusters):
   K per image leaves room for clusters that straddle a class boundary, and
   any excess is dropped at random (the bank holds a shuffled batch).
   """
-  return batch_size * _total_clusters(num_clusters) * 2
-
-
-def _total_clusters(num_clusters):
-  """K from the original's num_clusters (n per axis) or an [n_y, n_x] pair."""
-  if isinstance(num_clusters, int):
-    return num_clusters * num_clusters
-  num_clusters = list(num_clusters)
-  if len(num_clusters) != 2:
-    raise ValueError('num_clusters must be an int or [n_y, n_x], got %r'
-                     % (num_clusters,))
-  return num_clusters[0] * num_clusters[1]
+  return batch_size * common_utils.cluster_grid(num_clusters).count * 2
 
 
 def _check_rank(tensor, rank, name):
@@ -290,7 +279,7 @@ def add_segsort_loss(embedding,
   """
   if num_banks < 0:
     raise ValueError('num_banks must be >= 0, got %d' % num_banks)
-  num_total_clusters = _total_clusters(num_clusters)
+  num_total_clusters = common_utils.cluster_grid(num_clusters).count
   with tf.name_scope(loss_scope, 'segsort_loss',
                      [embedding, labels, cluster_labels, loc_features]):
     embedding = tf.convert_to_tensor(embedding)

@@ -37,6 +37,7 @@ from pyscripts import flags  # noqa: E402
 from seg_models import inference_main  # noqa: E402
 from seg_models import benchmarking  # noqa: E402
 from seg_models import predictor  # noqa: E402
+from seg_models import prototype_sets  # noqa: E402
 from utils import general  # noqa: E402
 
 MODES = ('single', 'msc')
@@ -81,7 +82,7 @@ def benchmark(args):
   if args.max_images > 0:
     entries = entries[:args.max_images]
   if args.prototype_dir:
-    prototypes = predictor.load_prototypes(
+    prototypes = prototype_sets.load_prototypes(
         args.prototype_dir, args.embedding_dim, args.num_classes)
   else:
     if args.num_random_prototypes < 1:

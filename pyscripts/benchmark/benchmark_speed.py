@@ -93,11 +93,13 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from network.common import layers  # noqa: E402
+from network.segsort import common_utils  # noqa: E402
 from pyscripts import flags  # noqa: E402
 from pyscripts.tools import make_synthetic_dataset  # noqa: E402
 from seg_models import benchmarking  # noqa: E402
 from seg_models import inference_main  # noqa: E402
 from seg_models import predictor  # noqa: E402
+from seg_models import prototype_sets  # noqa: E402
 from seg_models import trainer  # noqa: E402
 from utils import general  # noqa: E402
 
@@ -183,7 +185,7 @@ def _train_worker(args, loss_type):
 def _inference_worker(args):
   entries = inference_main.get_entries(args)[:args.inference_images]
   if args.prototype_dir:
-    prototypes = predictor.load_prototypes(
+    prototypes = prototype_sets.load_prototypes(
         args.prototype_dir, args.embedding_dim, args.num_classes)
   else:
     prototypes = benchmarking.get_random_prototypes(
@@ -218,7 +220,8 @@ def _inference_worker(args):
 def _knn_worker(args):
   return benchmarking.benchmark_knn_bank(
       args._knn_bank_size, args.embedding_dim, args.num_classes,
-      args.num_clusters ** 2, args.k_in_nearest_neighbors,
+      common_utils.cluster_grid(args.num_clusters).count,
+      args.k_in_nearest_neighbors,
       args.knn_chunk_size, args.steps, 1, args.random_seed)
 
 

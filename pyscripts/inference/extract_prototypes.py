@@ -30,6 +30,7 @@ from tqdm import tqdm  # noqa: E402
 from pyscripts import flags  # noqa: E402
 from seg_models import inference_main  # noqa: E402
 from seg_models import predictor  # noqa: E402
+from seg_models import prototype_sets  # noqa: E402
 
 
 def get_arguments(argv=None):
@@ -46,8 +47,8 @@ def extract(args):
   inference_main.reject_multiscale_flags(args, 'extract_prototypes.py')
   save_dir = inference_main.require_save_dir(args)
   entries = inference_main.get_entries(args, need_label=True)
-  collector = predictor.PrototypeCollector(args.embedding_dim, args.data_dir,
-                                           args.data_list)
+  collector = prototype_sets.PrototypeCollector(
+      args.embedding_dim, args.data_dir, args.data_list)
   opts = predictor.PredictorOptions.from_args(args)
   with predictor.SegSortPredictor(opts) as model:
     tqdm.write('Restored model parameters from %s' % model.checkpoint)
@@ -56,8 +57,8 @@ def extract(args):
       label = inference_main.load_label(entry, args.num_classes,
                                         args.ignore_label)
       collector.add(entry.image, entry.name,
-                    *model.extract_prototypes(image, label))
-  prototype_dir = os.path.join(save_dir, predictor.PROTOTYPE_SUBDIR)
+                    model.extract_prototypes(image, label))
+  prototype_dir = os.path.join(save_dir, prototype_sets.PROTOTYPE_SUBDIR)
   prototypes = collector.save(prototype_dir)
   tqdm.write('Total number of prototypes extracted: %d (in %s)'
              % (len(prototypes), prototype_dir))

@@ -1,6 +1,6 @@
 """Single-scale SegSort inference: kNN labels for the segments of every image.
 
-The image is zero-padded to --input_size (720,720 as the original's scripts;
+The image is zero-padded to --input_size (720,720 by default;
 larger images go through the sliding window with --strides), embedded,
 clustered by k-means (with location) from the grid start; every cluster
 takes the majority class of its --k_in_nearest_neighbors nearest training
@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
 from pyscripts import flags  # noqa: E402
 from seg_models import inference_main  # noqa: E402
 from seg_models import predictor  # noqa: E402
+from seg_models import prototype_sets  # noqa: E402
 
 
 def get_arguments(argv=None):
@@ -41,7 +42,7 @@ def get_arguments(argv=None):
 def infer(args):
   """Predicts and saves every image of the list; returns the names."""
   inference_main.reject_multiscale_flags(args, 'inference_segsort.py')
-  prototypes = predictor.load_prototypes(
+  prototypes = prototype_sets.load_prototypes(
       args.prototype_dir, args.embedding_dim, args.num_classes)
   opts = predictor.PredictorOptions.from_args(args)
   return inference_main.predict_list(

@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
 from pyscripts import flags  # noqa: E402
 from seg_models import inference_main  # noqa: E402
 from seg_models import predictor  # noqa: E402
+from seg_models import prototype_sets  # noqa: E402
 
 
 def get_arguments(argv=None):
@@ -42,7 +43,7 @@ def get_arguments(argv=None):
 def infer(args):
   """Predicts and saves every image of the list; returns the names."""
   scales = predictor.get_scales(args.scale_aug, args.scales)
-  prototypes = predictor.load_prototypes(
+  prototypes = prototype_sets.load_prototypes(
       args.prototype_dir, args.embedding_dim, args.num_classes)
   opts = predictor.PredictorOptions.from_args(args)
   return inference_main.predict_list(

@@ -28,6 +28,7 @@ from network.segsort import vis_utils  # noqa: E402
 from pyscripts import flags  # noqa: E402
 from seg_models import inference_main  # noqa: E402
 from seg_models import predictor  # noqa: E402
+from seg_models import prototype_sets  # noqa: E402
 from seg_models import retrieval_vis  # noqa: E402
 from utils import general  # noqa: E402
 
@@ -67,7 +68,7 @@ def visualize(args):
   entries = inference_main.get_entries(args)
   if args.max_images > 0:
     entries = entries[:args.max_images]
-  prototypes = predictor.load_prototypes(
+  prototypes = prototype_sets.load_prototypes(
       args.prototype_dir, args.embedding_dim, args.num_classes,
       need_index=True)
   crops = retrieval_vis.TrainingCrops(prototypes, args.prototype_data_dir)
