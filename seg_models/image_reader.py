@@ -272,38 +272,6 @@ def load_image(path):
   return rgb - IMG_MEAN
 
 
-def load_label(path):
-  """Loads a label (or oversegmentation) PNG for inference/benchmarks.
-
-  Grayscale PNGs give their values; palette PNGs (e.g. VOC's original
-  SegmentationClass) give their palette indices, which are the class ids.
-
-  Args:
-    path: single-channel label image.
-
-  Returns:
-    int32 [H, W] label ids (int32, so that arithmetic such as
-    label * num_classes + prediction does not overflow).
-
-  Raises:
-    FileNotFoundError: the file does not exist.
-    ValueError: the file cannot be decoded or has several channels.
-  """
-  if not os.path.isfile(path):
-    raise FileNotFoundError('label file not found: %s' % path)
-  try:
-    with Image.open(path) as img:
-      mode = img.mode
-      if mode not in ('L', 'P', 'I', 'I;16', '1'):
-        raise ValueError('cannot use label %s: PIL mode %s has several '
-                         'channels, expected a single-channel (grayscale or '
-                         'palette) image' % (path, mode))
-      label = np.asarray(img, dtype=np.int32)
-  except (OSError, Image.DecompressionBombError) as e:
-    raise ValueError('cannot decode label %s: %s' % (path, e)) from e
-  return label
-
-
 def _normalize_num_clusters(num_clusters):
   """int n or (n_y, n_x) -> [n_y, n_x] of positive python ints."""
   if np.ndim(num_clusters) == 0:

@@ -56,7 +56,8 @@ from network.segsort import eval_utils
 from seg_models import checkpoints
 from seg_models import models
 from seg_models.models import common
-from utils import general
+from utils import atomic_io
+from utils import label_images
 
 # Files of a prototype set, in SAVE_DIR/prototypes/ (the original's names).
 PROTOTYPE_SUBDIR = 'prototypes'
@@ -341,7 +342,7 @@ def save_prototypes(prototype_dir, features, labels, index=None):
   """Writes a prototype set all-or-nothing.
 
   The files are staged and renamed into place only when all are written
-  (utils.general.atomic_files), the index last: an exception while writing
+  (utils.atomic_io.atomic_files), the index last: an exception while writing
   leaves the folder as it was.
 
   Args:
@@ -363,7 +364,7 @@ def save_prototypes(prototype_dir, features, labels, index=None):
   elif os.path.isfile(index_path):
     # An index of an earlier set would not describe the new files.
     os.remove(index_path)
-  with general.atomic_files(paths) as tmp_paths:
+  with atomic_io.atomic_files(paths) as tmp_paths:
     with open(tmp_paths[0], 'wb') as f:
       np.save(f, features, allow_pickle=False)
     with open(tmp_paths[1], 'wb') as f:
@@ -1028,7 +1029,7 @@ def get_scales(scale_aug, scales=None):
 
 def save_prediction(save_dir, name, labels, colormap):
   """Writes SAVE_DIR/gray/NAME.png (class ids) and color/NAME.png."""
-  general.save_label_png(os.path.join(save_dir, GRAY_SUBDIR, name + '.png'),
-                         labels)
-  general.save_color_png(os.path.join(save_dir, COLOR_SUBDIR, name + '.png'),
-                         labels, colormap)
+  label_images.save_label_png(
+      os.path.join(save_dir, GRAY_SUBDIR, name + '.png'), labels)
+  label_images.save_color_png(
+      os.path.join(save_dir, COLOR_SUBDIR, name + '.png'), labels, colormap)

@@ -452,29 +452,15 @@ def test_bad_arguments(voc):
 # ------------------------------------------------------------- numpy loaders
 
 
-def test_load_image_and_label(tmp_path):
+def test_load_image(tmp_path):
   image = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 10
   _write(str(tmp_path / 'im.png'), image)
   loaded = ir.load_image(str(tmp_path / 'im.png'))
   assert loaded.dtype == np.float32 and loaded.shape == (2, 3, 3)
   np.testing.assert_allclose(loaded, image - ir.IMG_MEAN, atol=1e-5)
 
-  label = np.array([[0, 1, 255], [20, 7, 3]], np.uint8)
-  _write(str(tmp_path / 'gray.png'), label)
-  palette = Image.fromarray(label, 'P')
-  palette.putpalette([128, 0, 0] * 256)
-  palette.save(str(tmp_path / 'palette.png'))
-  for name in ('gray.png', 'palette.png'):
-    loaded = ir.load_label(str(tmp_path / name))
-    assert loaded.dtype == np.int32
-    np.testing.assert_array_equal(loaded, label)
-
   with pytest.raises(FileNotFoundError, match='missing.png'):
     ir.load_image(str(tmp_path / 'missing.png'))
-  with pytest.raises(FileNotFoundError, match='missing.png'):
-    ir.load_label(str(tmp_path / 'missing.png'))
-  with pytest.raises(ValueError, match=r'im\.png.*mode RGB'):
-    ir.load_label(str(tmp_path / 'im.png'))
   with open(str(tmp_path / 'junk.jpg'), 'wb') as f:
     f.write(b'\x00' * 10)
   with pytest.raises(ValueError, match='junk.jpg'):

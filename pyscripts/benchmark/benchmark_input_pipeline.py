@@ -61,7 +61,7 @@ from pyscripts.tools import make_synthetic_dataset  # noqa: E402
 from seg_models import benchmarking  # noqa: E402
 from seg_models import image_reader  # noqa: E402
 from seg_models import trainer  # noqa: E402
-from utils import general  # noqa: E402
+from utils import atomic_io  # noqa: E402
 
 USER_ERRORS = (benchmarking.BenchmarkError, trainer.TrainingError,
                image_reader.DataListError)
@@ -176,8 +176,8 @@ def benchmark(args):
   results = benchmarking.summarize_input_pipeline(settings, pipeline, train)
   print(benchmarking.format_input_pipeline_report(results))
   if args.output_json:
-    general.atomic_write_text(args.output_json,
-                              json.dumps(results, indent=2) + '\n')
+    atomic_io.atomic_write_text(args.output_json,
+                                json.dumps(results, indent=2) + '\n')
     print('Wrote %s' % args.output_json)
   return results
 

@@ -90,7 +90,7 @@ from seg_models import benchmarking  # noqa: E402
 from seg_models import inference_main  # noqa: E402
 from seg_models import predictor  # noqa: E402
 from seg_models import trainer  # noqa: E402
-from utils import general  # noqa: E402
+from utils import atomic_io  # noqa: E402
 
 SCRIPT = os.path.abspath(__file__)
 DEFAULT_OUTPUT = os.path.join('snapshots', 'benchmark_speed.json')
@@ -290,7 +290,7 @@ def benchmark(args, argv):
   knn = dict(zip(args.knn_bank_sizes, outputs[3:]))
   results = benchmarking.summarize(settings, train, inference, knn)
   print(benchmarking.format_report(results))
-  general.atomic_write_text(args.output, json.dumps(results, indent=2) + '\n')
+  atomic_io.atomic_write_text(args.output, json.dumps(results, indent=2) + '\n')
   print('Wrote %s' % args.output)
   return results
 

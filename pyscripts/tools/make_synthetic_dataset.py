@@ -43,7 +43,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from utils import general  # noqa: E402
+from utils import atomic_io  # noqa: E402
 
 IGNORE_LABEL = 255
 JPEG_QUALITY = 95
@@ -388,8 +388,8 @@ def generate_dataset(output_dir, num_train=300, num_val=60, height=128,
   os.makedirs(image_dir, exist_ok=True)
   os.makedirs(label_dir, exist_ok=True)
 
-  # One name per line, the format utils.general.get_class_names reads.
-  general.atomic_write_text(
+  # One name per line, the format utils.classes.get_class_names reads.
+  atomic_io.atomic_write_text(
       os.path.join(output_dir, 'classes.txt'),
       ''.join(name + '\n' for name in get_class_names(num_classes)))
 
@@ -406,7 +406,7 @@ def generate_dataset(output_dir, num_train=300, num_val=60, height=128,
         first_class=1 + i % (num_classes - 1), max_objects=max_objects,
         border_width=border_width, object_size=object_size)
     name = '%s_%06d' % (split, i)
-    # Written directly, not through utils.general's atomic writers: their
+    # Written directly, not through utils.atomic_io's writers: their
     # fsync per file would double the run time, and an interrupted run is
     # repaired by running it again (the lists, written last, are atomic).
     # subsampling=0 keeps full-resolution colour (4:4:4): the textures are
@@ -419,7 +419,7 @@ def generate_dataset(output_dir, num_train=300, num_val=60, height=128,
     names[split].append(name)
 
   for split in SPLITS:
-    general.atomic_write_text(
+    atomic_io.atomic_write_text(
         os.path.join(output_dir, split + '.txt'),
         ''.join('JPEGImages/%s.jpg segcls/%s.png\n' % (name, name)
                 for name in names[split]))
