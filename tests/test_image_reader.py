@@ -117,56 +117,6 @@ def _check_example(ex, num_clusters, with_overseg=True):
 # ---------------------------------------------------------------- list files
 
 
-def test_read_data_list_columns_and_path_rules(tmp_path):
-  root = str(tmp_path / 'data')
-  elsewhere = str(tmp_path / 'elsewhere' / 'abs.jpg')
-  _write(elsewhere, np.zeros((2, 2, 3), np.uint8))
-  _write(os.path.join(root, 'JPEGImages/slash.jpg'),
-         np.zeros((2, 2, 3), np.uint8))
-  data_list = str(tmp_path / 'list.txt')
-  with open(data_list, 'w') as f:
-    f.write('VOC2012/JPEGImages/a.jpg VOC2012/segcls/a.png\n'
-            '\n'
-            '   \n'
-            'img/b.jpeg lab/b.png seg/b_ucm.png\n'
-            'test/c.jpg\n'
-            '/JPEGImages/slash.jpg /segcls/slash.png\n'
-            '%s lab/d.png\n' % elsewhere)
-  entries = ir.read_data_list(root, data_list)
-  assert len(entries) == 5
-  a, b, c, slash, absolute = entries
-  j = os.path.join
-  assert a == ir.DataEntry(j(root, 'VOC2012/JPEGImages/a.jpg'),
-                           j(root, 'VOC2012/segcls/a.png'),
-                           j(root, 'VOC2012/hed/a.png'), 'a', 1)
-  # Third column wins over the segcls -> hed rule.
-  assert b == ir.DataEntry(j(root, 'img/b.jpeg'), j(root, 'lab/b.png'),
-                           j(root, 'seg/b_ucm.png'), 'b', 4)
-  assert c == ir.DataEntry(j(root, 'test/c.jpg'), None, None, 'c', 5)
-  # Original VOC lists: '/...' is appended to data_dir.
-  assert slash.image == root + '/JPEGImages/slash.jpg'
-  assert slash.label == root + '/segcls/slash.png'
-  assert slash.overseg == root + '/hed/slash.png'
-  # A real absolute path that does not exist under data_dir stays absolute.
-  assert absolute.image == elsewhere
-  assert absolute.name == 'abs' and absolute.overseg is None
-
-
-def test_read_data_list_errors_name_file_and_line(tmp_path):
-  data_list = str(tmp_path / 'bad.txt')
-  with open(data_list, 'w') as f:
-    f.write('a.jpg a.png\n\nb.jpg b.png b_hed.png extra\n')
-  with pytest.raises(ir.DataListError, match=r'bad\.txt line 3.*4 columns'):
-    ir.read_data_list(str(tmp_path), data_list)
-  with pytest.raises(ir.DataListError, match='nothere.txt'):
-    ir.read_data_list(str(tmp_path), str(tmp_path / 'nothere.txt'))
-  empty = str(tmp_path / 'empty.txt')
-  with open(empty, 'w') as f:
-    f.write('\n \n')
-  with pytest.raises(ir.DataListError, match='empty.txt.*no examples'):
-    ir.read_data_list(str(tmp_path), empty)
-
-
 def test_check_files_reports_every_missing_file_at_once(voc, tmp_path):
   root, data_list = voc
   os.remove(os.path.join(root, 'VOC2012/JPEGImages/im1.png'))

@@ -1,4 +1,4 @@
-"""utils/: colormaps, label pictures, atomic writes, config snapshot, classes."""
+"""utils/: colormaps, label pictures, atomic writes, config, class names."""
 import argparse
 import os
 import subprocess
@@ -80,7 +80,8 @@ def test_mat_colormap_overrides(tmp_path):
   # Key 'colormap' in a differently named file.
   path2 = str(tmp_path / 'mine.mat')
   scipy.io.savemat(path2, {'colormap': table[1:2]})
-  np.testing.assert_array_equal(colormaps.get_colormap(path2)[0], [128, 64, 255])
+  np.testing.assert_array_equal(colormaps.get_colormap(path2)[0],
+                                [128, 64, 255])
 
 
 def test_colormap_errors_name_the_file(tmp_path):

@@ -41,7 +41,7 @@ VOC_COLORMAP.setflags(write=False)
 
 
 def _colormap_from_array(array, path):
-  """Validates a loaded [N, 3] colour table and converts it to uint8 [256, 3]."""
+  """Checks a loaded [N, 3] colour table; returns it as uint8 [256, 3]."""
   array = np.asarray(array)
   if array.ndim != 2 or array.shape[1] != 3 or array.shape[0] == 0:
     raise ValueError('colormap %s: expected an [N, 3] array, got shape %s'
