@@ -1,4 +1,4 @@
-"""Tests for pyscripts/tools/make_synthetic_dataset.py (tiny datasets)."""
+"""Tests of utils/synthetic_data.py and its script (tiny datasets)."""
 import os
 import subprocess
 import sys
@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pyscripts.tools import make_synthetic_dataset as synth
+from pyscripts.tools import make_synthetic_dataset
+from utils import synthetic_data as synth
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_CLASSES = 5
@@ -170,13 +171,14 @@ def test_render_scene_shapes_and_classes():
     synth.render_scene(rng, 40, 56, num_classes=5, first_class=5)
 
 
-def test_bad_num_classes_names_the_flag(tmp_path):
-  with pytest.raises(ValueError, match='--num_classes'):
+def test_bad_arguments_are_named(tmp_path):
+  with pytest.raises(ValueError, match=r'num_classes must be in \[2, 8\]'):
     synth.generate_dataset(str(tmp_path),
                            num_classes=synth.MAX_NUM_CLASSES + 1,
                            show_progress=False)
-  with pytest.raises(SystemExit, match='--num_train'):
-    synth.main(['--output_dir', str(tmp_path), '--num_train', '-1'])
+  with pytest.raises(SystemExit, match='num_train must be >= 0, got -1'):
+    make_synthetic_dataset.main(['--output_dir', str(tmp_path),
+                                 '--num_train', '-1'])
 
 
 def test_command_line_from_repo_root(tmp_path):
