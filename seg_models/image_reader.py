@@ -480,11 +480,3 @@ def get_train_dataset(data_dir,
   options.deterministic = True
   return dataset.with_options(options)
 
-
-def get_train_batch(*args, **kwargs):
-  """get_train_dataset(...) through a one-shot iterator: a dict of tensors.
-
-  Takes the arguments of get_train_dataset; returns its next-batch dict.
-  """
-  dataset = get_train_dataset(*args, **kwargs)
-  return tf.data.make_one_shot_iterator(dataset).get_next()

@@ -62,6 +62,12 @@ def voc(tmp_path):
   return root, data_list
 
 
+def _get_batch(*args, **kwargs):
+  """The next-batch tensors of get_train_dataset, drawn as the trainer does."""
+  dataset = ir.get_train_dataset(*args, **kwargs)
+  return tf.data.make_one_shot_iterator(dataset).get_next()
+
+
 def _run(batch, num_batches):
   with tf.Session() as sess:
     return [sess.run(batch) for _ in range(num_batches)]
@@ -178,8 +184,8 @@ def test_check_files_rejects_bad_masks_and_missing_columns(voc, tmp_path):
 
 def test_static_shapes_and_dtypes(voc):
   root, data_list = voc
-  batch = ir.get_train_batch(root, data_list, (12, 16), 3, True, True, True,
-                             num_clusters=5, with_overseg=True, seed=0)
+  batch = _get_batch(root, data_list, (12, 16), 3, True, True, True,
+                     num_clusters=5, with_overseg=True, seed=0)
   expected = {ir.IMAGE: ([3, 12, 16, 3], tf.float32),
               ir.LABEL: ([3, 12, 16, 1], tf.int32),
               ir.CLUSTER_LABEL: ([3, 12, 16, 1], tf.int32),
@@ -197,8 +203,8 @@ def test_static_shapes_and_dtypes(voc):
 
 def test_no_augmentation_gives_exact_values_in_list_order(voc):
   root, data_list = voc
-  batch = ir.get_train_batch(root, data_list, (H, W), 2, num_clusters=5,
-                             shuffle=False, seed=0)
+  batch = _get_batch(root, data_list, (H, W), 2, num_clusters=5,
+                     shuffle=False, seed=0)
   assert ir.OVERSEG not in batch
   examples = _examples(_run(batch, 4))
   # Two epochs in list order.
@@ -224,8 +230,8 @@ def test_mean_subtraction_known_pixels(tmp_path):
   data_list = str(tmp_path / 'list.txt')
   with open(data_list, 'w') as f:
     f.write('a.png\n')
-  batch = ir.get_train_batch(str(tmp_path), data_list, (4, 6), 1,
-                             with_label=False, seed=0)
+  batch = _get_batch(str(tmp_path), data_list, (4, 6), 1,
+                     with_label=False, seed=0)
   assert set(batch) == {ir.IMAGE, ir.NAME}
   out, = _run(batch, 1)
   np.testing.assert_allclose(out[ir.IMAGE][0, 0, 0],
@@ -239,8 +245,8 @@ def test_mean_subtraction_known_pixels(tmp_path):
 def test_centre_crop_and_padding(voc):
   root, data_list = voc
   # Smaller crop: centred, offset ((20 - 16) // 2, (30 - 22) // 2) = (2, 4).
-  batch = ir.get_train_batch(root, data_list, (16, 22), 1, num_clusters=2,
-                             with_overseg=True, shuffle=False, seed=0)
+  batch = _get_batch(root, data_list, (16, 22), 1, num_clusters=2,
+                     with_overseg=True, shuffle=False, seed=0)
   ex, = _examples(_run(batch, 1))
   np.testing.assert_array_equal(ex[ir.LABEL][..., 0], _label_of(0)[2:18, 4:26])
   np.testing.assert_array_equal(ex[ir.OVERSEG][..., 0],
@@ -248,8 +254,8 @@ def test_centre_crop_and_padding(voc):
   np.testing.assert_allclose(ex[ir.LOCATION][0, 0], [2 / H, 4 / W])
   tf.reset_default_graph()
   # Larger crop: the image sits top-left, padding below and to the right.
-  batch = ir.get_train_batch(root, data_list, (25, 33), 1, num_clusters=2,
-                             with_overseg=True, shuffle=False, seed=0)
+  batch = _get_batch(root, data_list, (25, 33), 1, num_clusters=2,
+                     with_overseg=True, shuffle=False, seed=0)
   ex, = _examples(_run(batch, 1))
   valid, _, _ = _check_example(ex, 2)
   expected_valid = np.zeros((25, 33), bool)
@@ -260,9 +266,9 @@ def test_centre_crop_and_padding(voc):
 
 def test_mirror_and_random_crop_keep_image_and_labels_aligned(voc):
   root, data_list = voc
-  batch = ir.get_train_batch(root, data_list, (14, 20), 2,
-                             random_mirror=True, random_crop=True,
-                             num_clusters=3, with_overseg=True, seed=5)
+  batch = _get_batch(root, data_list, (14, 20), 2,
+                     random_mirror=True, random_crop=True,
+                     num_clusters=3, with_overseg=True, seed=5)
   flips, offsets = [], set()
   for ex in _examples(_run(batch, 8)):
     valid, y, x = _check_example(ex, 3)
@@ -286,8 +292,8 @@ def test_scale_mirror_crop_keep_every_channel_aligned(voc):
   root, data_list = voc
   # Scale factor in [0.5, 2): the scaled image is from 10x15 to 39x59, so
   # the 16x24 crop is padded for some factors and not for others.
-  batch = ir.get_train_batch(root, data_list, (16, 24), 2, True, True, True,
-                             num_clusters=4, with_overseg=True, seed=11)
+  batch = _get_batch(root, data_list, (16, 24), 2, True, True, True,
+                     num_clusters=4, with_overseg=True, seed=11)
   flips, padded, spans = [], [], set()
   for ex in _examples(_run(batch, 10)):
     valid, y, x = _check_example(ex, 4)
@@ -312,9 +318,9 @@ def test_same_seed_same_batches_and_skip_resumes(voc):
 
   def run(seed, skip_batches=0, num_batches=5):
     with tf.Graph().as_default():
-      batch = ir.get_train_batch(root, data_list, (16, 24), 2, True, True,
-                                 True, num_clusters=5, with_overseg=True,
-                                 seed=seed, skip_batches=skip_batches)
+      batch = _get_batch(root, data_list, (16, 24), 2, True, True,
+                         True, num_clusters=5, with_overseg=True,
+                         seed=seed, skip_batches=skip_batches)
       return _run(batch, num_batches)
 
   first, again, other = run(3), run(3), run(4)
@@ -334,7 +340,7 @@ def test_seeded_shuffle_is_reproducible_and_reshuffles_each_epoch(voc):
 
   def names(seed):
     with tf.Graph().as_default():
-      batch = ir.get_train_batch(root, data_list, (H, W), 1, seed=seed)
+      batch = _get_batch(root, data_list, (H, W), 1, seed=seed)
       return [out[ir.NAME][0] for out in _run(batch, 4 * NUM_IMAGES)]
 
   order = names(7)
@@ -352,8 +358,8 @@ def test_unsupervised_examples_carry_overseg(voc):
     # Third column: an explicit mask (here the hed file of another image).
     f.write('VOC2012/JPEGImages/im0.png VOC2012/segcls/im0.png '
             'VOC2012/hed/im2.png\n')
-  batch = ir.get_train_batch(root, data_list, (24, 32), 1, with_label=False,
-                             with_overseg=True, seed=0, repeat=False)
+  batch = _get_batch(root, data_list, (24, 32), 1, with_label=False,
+                     with_overseg=True, seed=0, repeat=False)
   assert set(batch) == {ir.IMAGE, ir.OVERSEG, ir.NAME}
   ex, = _examples(_run(batch, 1))
   overseg = ex[ir.OVERSEG][..., 0]
@@ -369,8 +375,8 @@ def test_jpeg_images_decode_like_pil(tmp_path):
   data_list = str(tmp_path / 'list.txt')
   with open(data_list, 'w') as f:
     f.write('a.jpg\n')
-  batch = ir.get_train_batch(str(tmp_path), data_list, (16, 16), 1,
-                             with_label=False, seed=0)
+  batch = _get_batch(str(tmp_path), data_list, (16, 16), 1,
+                     with_label=False, seed=0)
   out, = _run(batch, 1)
   from_pil = ir.load_image(str(tmp_path / 'a.jpg'))
   np.testing.assert_allclose(out[ir.IMAGE][0], from_pil, atol=2.0)
@@ -381,8 +387,8 @@ def test_size_mismatch_without_check_names_the_files(voc):
   root, data_list = voc
   _write(os.path.join(root, 'VOC2012/segcls/im0.png'),
          np.zeros((H, W + 2), np.uint8))
-  batch = ir.get_train_batch(root, data_list, (H, W), 1, shuffle=False,
-                             seed=0, check=False)
+  batch = _get_batch(root, data_list, (H, W), 1, shuffle=False,
+                     seed=0, check=False)
   with pytest.raises(tf.errors.InvalidArgumentError, match='segcls/im0.png'):
     _run(batch, 1)
 
