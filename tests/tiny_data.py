@@ -38,6 +38,17 @@ def write_dataset(root, num_train=8, num_val=4, seed=0):
   return root
 
 
+def read_tree(folder):
+  """All files under folder as {relative path: bytes}."""
+  files = {}
+  for dirpath, _, filenames in os.walk(folder):
+    for filename in filenames:
+      path = os.path.join(dirpath, filename)
+      with open(path, 'rb') as f:
+        files[os.path.relpath(path, folder)] = f.read()
+  return files
+
+
 SEGSORT_FLAGS = ('embedding_dim', 'num_clusters', 'kmeans_iterations',
                  'num_banks', 'concentration')
 
