@@ -205,7 +205,7 @@ def _normalize_num_clusters(num_clusters):
 def _random_scale(image, masks, seed):
   """Rescales by a factor s ~ U[MIN_SCALE, MAX_SCALE) (stateless, seeded).
 
-  New size: floor(H * s), floor(W * s) (at least 1), as the original.
+  New size: floor(H * s), floor(W * s) (at least 1).
   Both the bilinear image and the nearest-neighbour masks use half-pixel
   centres, so the masks stay registered with the image.
 

@@ -38,7 +38,7 @@ from seg_models import image_reader
 from seg_models import models
 from seg_models.models import common
 from utils import colormaps
-from utils import config
+from utils import config_snapshot
 
 LOSS_SEGSORT = 'segsort'
 LOSS_UNSUPERVISED = 'segsort_unsup'
@@ -362,8 +362,9 @@ def train(opts, loss_type, config_args=None, step_callback=None):
   """
   _check_options(opts, loss_type)
   os.makedirs(opts.snapshot_dir, exist_ok=True)
-  config.save_config(opts.snapshot_dir, config_args if config_args
-                     is not None else dataclasses.asdict(opts))
+  config_snapshot.save_config(
+      opts.snapshot_dir,
+      config_args if config_args is not None else dataclasses.asdict(opts))
   start_step = checkpoints.latest_step(opts.snapshot_dir) or 0
   resume = start_step > 0 or tf.train.latest_checkpoint(opts.snapshot_dir)
 

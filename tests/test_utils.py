@@ -12,7 +12,7 @@ from PIL import Image
 from utils import atomic_io
 from utils import classes
 from utils import colormaps
-from utils import config
+from utils import config_snapshot
 from utils import label_images
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -253,7 +253,7 @@ def test_atomic_files_all_or_none(tmp_path):
 def test_save_config(tmp_path):
   args = argparse.Namespace(num_steps=10, batch_size=8, input_size='336,336',
                             random_mirror=True, restore_from=None)
-  path = config.save_config(str(tmp_path / 'snap'), args)
+  path = config_snapshot.save_config(str(tmp_path / 'snap'), args)
   assert path == str(tmp_path / 'snap' / 'config')
   with open(path) as f:
     assert f.read() == ('batch_size: 8\n'
