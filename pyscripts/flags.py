@@ -8,6 +8,8 @@ import argparse
 import os
 import sys
 
+from seg_models import models
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -88,13 +90,13 @@ def add_model_flags(parser):
   """Model choice; --model/--backbone/--width_multiplier are new here."""
   group = parser.add_argument_group('model')
   group.add_argument('--model', type=str, default='pspnet',
-                     choices=['pspnet', 'deeplab'],
+                     choices=list(models.MODELS),
                      help='Head on the backbone (new here).')
   group.add_argument('--backbone', type=str, default='resnet_v1_101',
-                     choices=['resnet_v1_101', 'resnet_v1_50'],
+                     choices=models.BACKBONES,
                      help='Backbone (new here).')
   group.add_argument('--backbone_variant', type=str, default='original',
-                     choices=['original', 'slim'],
+                     choices=models.VARIANTS,
                      help="Backbone numerics (new here): 'original' = the "
                           "original release's pool1 padding and BN epsilon "
                           "1e-3 (its released checkpoints); 'slim' = "

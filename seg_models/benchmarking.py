@@ -37,7 +37,7 @@ from seg_models import predictor
 from seg_models import prototype_sets
 from seg_models import sliding_window
 from seg_models import trainer
-from utils import general
+from utils import atomic_io
 
 # Worker (configuration) names; each runs in its own process.
 WORKER_TRAIN_SEGSORT = 'train_segsort'
@@ -417,7 +417,7 @@ def run_worker(script, argv, name, worker_args=(), env=None):
 
 
 def write_worker_result(path, result):
-  general.atomic_write_text(path, json.dumps(result) + '\n')
+  atomic_io.atomic_write_text(path, json.dumps(result) + '\n')
 
 
 # ---------------------------------------------------------------------------

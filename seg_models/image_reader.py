@@ -1,15 +1,9 @@
 """Input pipeline: list files, decoding, augmentation and tf.data datasets.
 
-A data list is a text file with one example per line,
-
-    IMAGE [LABEL [OVERSEG]]
-
-with paths relative to ``data_dir``. A line may also start with '/', as the
-original VOC lists did (``/JPEGImages/x.jpg /segcls/x.png``): such a path is
-``data_dir + path`` (plain concatenation, the original rule) and only when that
-file does not exist while ``path`` itself does is it taken as an absolute
-path. Without a third column the oversegmentation mask is LABEL with 'segcls'
-replaced by 'hed' (the original rule).
+A data list names one example per line, ``IMAGE [LABEL [OVERSEG]]``, relative
+to ``data_dir``; its grammar and path rules (a leading '/', the mask path
+from 'segcls' -> 'hed') are those of utils/data_lists.py, which the
+oversegmentation tool reads too.
 
 Samples are dicts keyed by the constants below. Training samples are built by
 a ``tf.data`` pipeline (parallel decode + augmentation, prefetch, no queue
@@ -29,7 +23,6 @@ Label-like channels of a training sample and their value in crop padding:
 where H, W are the size of the ORIGINAL image (before scaling), so valid
 locations lie in [0, 1).
 """
-import collections
 import os
 import random
 
@@ -39,6 +32,7 @@ import tensorflow.compat.v1 as tf
 from tqdm import tqdm
 
 from network.segsort import common_utils
+from utils import data_lists
 
 # Keys of a sample dict.
 IMAGE = 'image'
@@ -65,87 +59,10 @@ _IMAGE_FORMATS = ('JPEG', 'PNG', 'BMP', 'GIF')
 _PROGRESS_MIN_ENTRIES = 500
 
 
-class DataListError(ValueError):
-  """A data list, or a file it names, is malformed, missing or unreadable."""
-
-
-DataEntry = collections.namedtuple(
-    'DataEntry', ['image', 'label', 'overseg', 'name', 'line'],
-    defaults=(None,))
-DataEntry.__doc__ = """One example of a data list.
-
-Attributes:
-  image: path of the image.
-  label: path of the label PNG, or None for a one-column line.
-  overseg: path of the oversegmentation PNG (third column, else LABEL with
-    'segcls' replaced by 'hed'), or None when there is neither.
-  name: image basename without extension (used to name predictions).
-  line: 1-based line number in the list file (None if built by hand).
-"""
-
-
-def _resolve_path(data_dir, path):
-  """Joins a list-file path to data_dir (see the module docstring)."""
-  if not data_dir:
-    return path
-  if path.startswith('/'):
-    # The original lists start with '/' and were concatenated to data_dir.
-    joined = data_dir.rstrip('/') + path
-    if os.path.exists(joined) or not os.path.exists(path):
-      return joined
-    return path
-  return os.path.join(data_dir, path)
-
-
-def read_data_list(data_dir, data_list):
-  """Reads a data list file.
-
-  Args:
-    data_dir: folder the paths of the list are relative to ('' or None to
-      use the paths as written).
-    data_list: path of the list file; lines are `IMAGE [LABEL [OVERSEG]]`,
-      blank lines are skipped.
-
-  Returns:
-    A list of DataEntry, in file order.
-
-  Raises:
-    DataListError: the list file is missing, empty, or a line has more than
-      three columns (the message names the file and the line number).
-  """
-  if not os.path.isfile(data_list):
-    raise DataListError('data list %r (--data_list) does not exist'
-                        % (data_list,))
-  entries = []
-  with open(data_list, 'r') as f:
-    for line_number, line in enumerate(f, start=1):
-      columns = line.split()
-      if not columns:
-        continue
-      if len(columns) > 3:
-        raise DataListError(
-            '%s line %d: expected "IMAGE [LABEL [OVERSEG]]", got %d columns: '
-            '%r' % (data_list, line_number, len(columns), line.rstrip('\n')))
-      image = columns[0]
-      label = columns[1] if len(columns) > 1 else None
-      if len(columns) > 2:
-        overseg = columns[2]
-      elif label is not None and 'segcls' in label:
-        overseg = label.replace('segcls', 'hed')
-      else:
-        overseg = None
-      name = os.path.splitext(os.path.basename(image))[0]
-      entries.append(DataEntry(
-          image=_resolve_path(data_dir, image),
-          label=None if label is None else _resolve_path(data_dir, label),
-          overseg=None if overseg is None else _resolve_path(data_dir,
-                                                             overseg),
-          name=name,
-          line=line_number))
-  if not entries:
-    raise DataListError('data list %r (--data_list) has no examples'
-                        % (data_list,))
-  return entries
+# The list reader's names, part of this module's interface.
+DataListError = data_lists.DataListError
+DataEntry = data_lists.DataEntry
+read_data_list = data_lists.read_data_list
 
 
 def _where(entry):
@@ -175,8 +92,9 @@ def _check_columns(entries, need_label, need_overseg, data_list,
       problems.append('%s: no LABEL column%s' % (entry.image, _where(entry)))
     if need_overseg and entry.overseg is None:
       problems.append(
-          '%s: no OVERSEG column, and no LABEL path containing "segcls" to '
-          'derive it from%s' % (entry.image, _where(entry)))
+          '%s: no OVERSEG column, and no LABEL path containing "segcls" (or '
+          'image-only line in a "JPEGImages" folder) to derive it from%s'
+          % (entry.image, _where(entry)))
   if problems:
     _raise_problems(problems, data_list, max_listed)
 
@@ -272,38 +190,6 @@ def load_image(path):
   return rgb - IMG_MEAN
 
 
-def load_label(path):
-  """Loads a label (or oversegmentation) PNG for inference/benchmarks.
-
-  Grayscale PNGs give their values; palette PNGs (e.g. VOC's original
-  SegmentationClass) give their palette indices, which are the class ids.
-
-  Args:
-    path: single-channel label image.
-
-  Returns:
-    int32 [H, W] label ids (int32, so that arithmetic such as
-    label * num_classes + prediction does not overflow).
-
-  Raises:
-    FileNotFoundError: the file does not exist.
-    ValueError: the file cannot be decoded or has several channels.
-  """
-  if not os.path.isfile(path):
-    raise FileNotFoundError('label file not found: %s' % path)
-  try:
-    with Image.open(path) as img:
-      mode = img.mode
-      if mode not in ('L', 'P', 'I', 'I;16', '1'):
-        raise ValueError('cannot use label %s: PIL mode %s has several '
-                         'channels, expected a single-channel (grayscale or '
-                         'palette) image' % (path, mode))
-      label = np.asarray(img, dtype=np.int32)
-  except (OSError, Image.DecompressionBombError) as e:
-    raise ValueError('cannot decode label %s: %s' % (path, e)) from e
-  return label
-
-
 def _normalize_num_clusters(num_clusters):
   """int n or (n_y, n_x) -> [n_y, n_x] of positive python ints."""
   if np.ndim(num_clusters) == 0:
@@ -319,7 +205,7 @@ def _normalize_num_clusters(num_clusters):
 def _random_scale(image, masks, seed):
   """Rescales by a factor s ~ U[MIN_SCALE, MAX_SCALE) (stateless, seeded).
 
-  New size: floor(H * s), floor(W * s) (at least 1), as the original.
+  New size: floor(H * s), floor(W * s) (at least 1).
   Both the bilinear image and the nearest-neighbour masks use half-pixel
   centres, so the masks stay registered with the image.
 
@@ -517,7 +403,7 @@ def get_train_dataset(data_dir,
       CLUSTER_LABEL (the n_y x n_x grid initialisation of the ORIGINAL image)
       and LOCATION, both transformed with the labels.
     with_label: read LABEL (2nd column).
-    with_overseg: read OVERSEG (3rd column or LABEL with segcls -> hed).
+    with_overseg: read OVERSEG (see utils/data_lists.py for its path).
     shuffle: shuffle the examples every epoch (with seed: reproducibly).
     seed: python int for the shuffle order and the augmentation; None draws
       one at random.
@@ -594,11 +480,3 @@ def get_train_dataset(data_dir,
   options.deterministic = True
   return dataset.with_options(options)
 
-
-def get_train_batch(*args, **kwargs):
-  """get_train_dataset(...) through a one-shot iterator: a dict of tensors.
-
-  Takes the arguments of get_train_dataset; returns its next-batch dict.
-  """
-  dataset = get_train_dataset(*args, **kwargs)
-  return tf.data.make_one_shot_iterator(dataset).get_next()

@@ -14,7 +14,8 @@ from seg_models import checkpoints
 from seg_models import image_reader
 from seg_models import predictor
 from seg_models import prototype_sets
-from utils import general
+from utils import colormaps
+from utils import label_images
 
 # Errors reported without a stack trace.
 USER_ERRORS = (image_reader.DataListError, checkpoints.RestoreError,
@@ -65,9 +66,9 @@ def make_output_dirs(save_dir):
 
 
 def get_colormap(path):
-  """utils.general.get_colormap with errors naming --colormap."""
+  """utils.colormaps.get_colormap with errors naming --colormap."""
   try:
-    return general.get_colormap(path)
+    return colormaps.get_colormap(path)
   except (OSError, ValueError) as e:
     raise predictor.PredictorError('--colormap: %s' % e) from e
 
@@ -83,7 +84,7 @@ def load_image(entry):
 def load_label(entry, num_classes, ignore_label):
   """The entry's label [H, W]; ids outside [0, C) other than ignore fail."""
   try:
-    label = image_reader.load_label(entry.label)
+    label = label_images.read_label_png(entry.label)
   except (OSError, ValueError) as e:
     raise predictor.PredictorError(str(e)) from e
   bad = (label != ignore_label) & ((label < 0) | (label >= num_classes))

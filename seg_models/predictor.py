@@ -49,7 +49,8 @@ from seg_models import models
 from seg_models import prototype_sets
 from seg_models import sliding_window
 from seg_models.models import common
-from utils import general
+from utils import atomic_io
+from utils import label_images
 
 # Output folders of the inference scripts, inside --save_dir.
 GRAY_SUBDIR = 'gray'
@@ -548,7 +549,7 @@ def get_scales(scale_aug, scales=None):
 
 def save_prediction(save_dir, name, labels, colormap):
   """Writes SAVE_DIR/gray/NAME.png (class ids) and color/NAME.png."""
-  general.save_label_png(os.path.join(save_dir, GRAY_SUBDIR, name + '.png'),
-                         labels)
-  general.save_color_png(os.path.join(save_dir, COLOR_SUBDIR, name + '.png'),
-                         labels, colormap)
+  label_images.save_label_png(
+      os.path.join(save_dir, GRAY_SUBDIR, name + '.png'), labels)
+  label_images.save_color_png(
+      os.path.join(save_dir, COLOR_SUBDIR, name + '.png'), labels, colormap)

@@ -19,7 +19,7 @@ import os
 
 import numpy as np
 
-from utils import general
+from utils import atomic_io
 
 # Files of a prototype set, in SAVE_DIR/prototypes/.
 PROTOTYPE_SUBDIR = 'prototypes'
@@ -151,7 +151,7 @@ def save_prototypes(prototype_dir, features, labels, index=None):
   """Writes a prototype set all-or-nothing.
 
   The files are staged and renamed into place only when all are written
-  (utils.general.atomic_files), the index last: an exception while writing
+  (utils.atomic_io.atomic_files), the index last: an exception while writing
   leaves the folder as it was.
 
   Args:
@@ -173,7 +173,7 @@ def save_prototypes(prototype_dir, features, labels, index=None):
   elif os.path.isfile(index_path):
     # An index of an earlier set would not describe the new files.
     os.remove(index_path)
-  with general.atomic_files(paths) as tmp_paths:
+  with atomic_io.atomic_files(paths) as tmp_paths:
     with open(tmp_paths[0], 'wb') as f:
       np.save(f, features, allow_pickle=False)
     with open(tmp_paths[1], 'wb') as f:

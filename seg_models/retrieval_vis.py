@@ -20,7 +20,8 @@ from PIL import ImageFont
 
 from network.segsort import vis_utils
 from seg_models import image_reader
-from utils import general
+from utils import colormaps
+from utils import label_images
 
 # Brightness left to the pixels outside a highlighted segment.
 DIM_FACTOR = 0.3
@@ -49,7 +50,7 @@ def segment_boundaries(labels):
 def segments_picture(rgb, cluster_labels):
   """The image with every segment tinted its own colour, boundaries white."""
   # Distinct colours for segment ids: the VOC palette from entry 1 on.
-  palette = general.get_voc_colormap()[1:].astype(np.float32)
+  palette = colormaps.get_voc_colormap()[1:].astype(np.float32)
   colours = palette[np.asarray(cluster_labels) % len(palette)]
   out = (1 - SEGMENT_ALPHA) * rgb.astype(np.float32) + SEGMENT_ALPHA * colours
   out[segment_boundaries(cluster_labels)] = 255
@@ -157,10 +158,10 @@ def make_retrieval_picture(image, prediction, neighbor_crops, class_names,
   overview_size = 3 * thumbnail_size
   pictures = [(rgb, 'image'),
               (segments_picture(rgb, prediction.cluster_labels), 'segments'),
-              (general.label_to_color(prediction.labels, colormap),
+              (label_images.label_to_color(prediction.labels, colormap),
                'prediction')]
   if ground_truth is not None:
-    pictures.append((general.label_to_color(
+    pictures.append((label_images.label_to_color(
         np.clip(ground_truth, 0, len(colormap) - 1), colormap),
                      'ground truth'))
   pictures.append((vis_utils.pca(prediction.embedding), 'embedding PCA'))

@@ -37,7 +37,8 @@ from seg_models import checkpoints
 from seg_models import image_reader
 from seg_models import models
 from seg_models.models import common
-from utils import general
+from utils import colormaps
+from utils import config_snapshot
 
 LOSS_SEGSORT = 'segsort'
 LOSS_UNSUPERVISED = 'segsort_unsup'
@@ -165,7 +166,7 @@ def _color_labels(labels, colormap):
 def _image_summaries(images, labels, output, loss_type):
   """One row per image: input | ground truth | embedding PCA / prediction."""
   size = images.get_shape().as_list()[1:3]
-  colormap = general.get_colormap()
+  colormap = colormaps.get_colormap()
   pictures = [tf.cast(tf.clip_by_value(
       images + image_reader.IMG_MEAN, 0, 255), tf.uint8)]
   if labels is not None:
@@ -361,8 +362,9 @@ def train(opts, loss_type, config_args=None, step_callback=None):
   """
   _check_options(opts, loss_type)
   os.makedirs(opts.snapshot_dir, exist_ok=True)
-  general.save_config(opts.snapshot_dir, config_args if config_args
-                      is not None else dataclasses.asdict(opts))
+  config_snapshot.save_config(
+      opts.snapshot_dir,
+      config_args if config_args is not None else dataclasses.asdict(opts))
   start_step = checkpoints.latest_step(opts.snapshot_dir) or 0
   resume = start_step > 0 or tf.train.latest_checkpoint(opts.snapshot_dir)
 

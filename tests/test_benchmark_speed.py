@@ -129,9 +129,9 @@ def test_end_to_end_tiny(tmp_path, monkeypatch):
 
 def test_find_model_output_and_batch_in_the_training_graph(tmp_path):
   """The lookups used to feed the cached batch find the right tensors."""
-  from pyscripts.tools import make_synthetic_dataset
   from seg_models import trainer
-  make_synthetic_dataset.generate_dataset(
+  from utils import synthetic_data
+  synthetic_data.generate_dataset(
       str(tmp_path), num_train=2, num_val=0, height=32, width=32,
       num_classes=3, show_progress=False)
   opts = trainer.TrainOptions(

@@ -62,6 +62,12 @@ def voc(tmp_path):
   return root, data_list
 
 
+def _get_batch(*args, **kwargs):
+  """The next-batch tensors of get_train_dataset, drawn as the trainer does."""
+  dataset = ir.get_train_dataset(*args, **kwargs)
+  return tf.data.make_one_shot_iterator(dataset).get_next()
+
+
 def _run(batch, num_batches):
   with tf.Session() as sess:
     return [sess.run(batch) for _ in range(num_batches)]
@@ -115,56 +121,6 @@ def _check_example(ex, num_clusters, with_overseg=True):
 
 
 # ---------------------------------------------------------------- list files
-
-
-def test_read_data_list_columns_and_path_rules(tmp_path):
-  root = str(tmp_path / 'data')
-  elsewhere = str(tmp_path / 'elsewhere' / 'abs.jpg')
-  _write(elsewhere, np.zeros((2, 2, 3), np.uint8))
-  _write(os.path.join(root, 'JPEGImages/slash.jpg'),
-         np.zeros((2, 2, 3), np.uint8))
-  data_list = str(tmp_path / 'list.txt')
-  with open(data_list, 'w') as f:
-    f.write('VOC2012/JPEGImages/a.jpg VOC2012/segcls/a.png\n'
-            '\n'
-            '   \n'
-            'img/b.jpeg lab/b.png seg/b_ucm.png\n'
-            'test/c.jpg\n'
-            '/JPEGImages/slash.jpg /segcls/slash.png\n'
-            '%s lab/d.png\n' % elsewhere)
-  entries = ir.read_data_list(root, data_list)
-  assert len(entries) == 5
-  a, b, c, slash, absolute = entries
-  j = os.path.join
-  assert a == ir.DataEntry(j(root, 'VOC2012/JPEGImages/a.jpg'),
-                           j(root, 'VOC2012/segcls/a.png'),
-                           j(root, 'VOC2012/hed/a.png'), 'a', 1)
-  # Third column wins over the segcls -> hed rule.
-  assert b == ir.DataEntry(j(root, 'img/b.jpeg'), j(root, 'lab/b.png'),
-                           j(root, 'seg/b_ucm.png'), 'b', 4)
-  assert c == ir.DataEntry(j(root, 'test/c.jpg'), None, None, 'c', 5)
-  # Original VOC lists: '/...' is appended to data_dir.
-  assert slash.image == root + '/JPEGImages/slash.jpg'
-  assert slash.label == root + '/segcls/slash.png'
-  assert slash.overseg == root + '/hed/slash.png'
-  # A real absolute path that does not exist under data_dir stays absolute.
-  assert absolute.image == elsewhere
-  assert absolute.name == 'abs' and absolute.overseg is None
-
-
-def test_read_data_list_errors_name_file_and_line(tmp_path):
-  data_list = str(tmp_path / 'bad.txt')
-  with open(data_list, 'w') as f:
-    f.write('a.jpg a.png\n\nb.jpg b.png b_hed.png extra\n')
-  with pytest.raises(ir.DataListError, match=r'bad\.txt line 3.*4 columns'):
-    ir.read_data_list(str(tmp_path), data_list)
-  with pytest.raises(ir.DataListError, match='nothere.txt'):
-    ir.read_data_list(str(tmp_path), str(tmp_path / 'nothere.txt'))
-  empty = str(tmp_path / 'empty.txt')
-  with open(empty, 'w') as f:
-    f.write('\n \n')
-  with pytest.raises(ir.DataListError, match='empty.txt.*no examples'):
-    ir.read_data_list(str(tmp_path), empty)
 
 
 def test_check_files_reports_every_missing_file_at_once(voc, tmp_path):
@@ -228,8 +184,8 @@ def test_check_files_rejects_bad_masks_and_missing_columns(voc, tmp_path):
 
 def test_static_shapes_and_dtypes(voc):
   root, data_list = voc
-  batch = ir.get_train_batch(root, data_list, (12, 16), 3, True, True, True,
-                             num_clusters=5, with_overseg=True, seed=0)
+  batch = _get_batch(root, data_list, (12, 16), 3, True, True, True,
+                     num_clusters=5, with_overseg=True, seed=0)
   expected = {ir.IMAGE: ([3, 12, 16, 3], tf.float32),
               ir.LABEL: ([3, 12, 16, 1], tf.int32),
               ir.CLUSTER_LABEL: ([3, 12, 16, 1], tf.int32),
@@ -247,8 +203,8 @@ def test_static_shapes_and_dtypes(voc):
 
 def test_no_augmentation_gives_exact_values_in_list_order(voc):
   root, data_list = voc
-  batch = ir.get_train_batch(root, data_list, (H, W), 2, num_clusters=5,
-                             shuffle=False, seed=0)
+  batch = _get_batch(root, data_list, (H, W), 2, num_clusters=5,
+                     shuffle=False, seed=0)
   assert ir.OVERSEG not in batch
   examples = _examples(_run(batch, 4))
   # Two epochs in list order.
@@ -274,8 +230,8 @@ def test_mean_subtraction_known_pixels(tmp_path):
   data_list = str(tmp_path / 'list.txt')
   with open(data_list, 'w') as f:
     f.write('a.png\n')
-  batch = ir.get_train_batch(str(tmp_path), data_list, (4, 6), 1,
-                             with_label=False, seed=0)
+  batch = _get_batch(str(tmp_path), data_list, (4, 6), 1,
+                     with_label=False, seed=0)
   assert set(batch) == {ir.IMAGE, ir.NAME}
   out, = _run(batch, 1)
   np.testing.assert_allclose(out[ir.IMAGE][0, 0, 0],
@@ -289,8 +245,8 @@ def test_mean_subtraction_known_pixels(tmp_path):
 def test_centre_crop_and_padding(voc):
   root, data_list = voc
   # Smaller crop: centred, offset ((20 - 16) // 2, (30 - 22) // 2) = (2, 4).
-  batch = ir.get_train_batch(root, data_list, (16, 22), 1, num_clusters=2,
-                             with_overseg=True, shuffle=False, seed=0)
+  batch = _get_batch(root, data_list, (16, 22), 1, num_clusters=2,
+                     with_overseg=True, shuffle=False, seed=0)
   ex, = _examples(_run(batch, 1))
   np.testing.assert_array_equal(ex[ir.LABEL][..., 0], _label_of(0)[2:18, 4:26])
   np.testing.assert_array_equal(ex[ir.OVERSEG][..., 0],
@@ -298,8 +254,8 @@ def test_centre_crop_and_padding(voc):
   np.testing.assert_allclose(ex[ir.LOCATION][0, 0], [2 / H, 4 / W])
   tf.reset_default_graph()
   # Larger crop: the image sits top-left, padding below and to the right.
-  batch = ir.get_train_batch(root, data_list, (25, 33), 1, num_clusters=2,
-                             with_overseg=True, shuffle=False, seed=0)
+  batch = _get_batch(root, data_list, (25, 33), 1, num_clusters=2,
+                     with_overseg=True, shuffle=False, seed=0)
   ex, = _examples(_run(batch, 1))
   valid, _, _ = _check_example(ex, 2)
   expected_valid = np.zeros((25, 33), bool)
@@ -310,9 +266,9 @@ def test_centre_crop_and_padding(voc):
 
 def test_mirror_and_random_crop_keep_image_and_labels_aligned(voc):
   root, data_list = voc
-  batch = ir.get_train_batch(root, data_list, (14, 20), 2,
-                             random_mirror=True, random_crop=True,
-                             num_clusters=3, with_overseg=True, seed=5)
+  batch = _get_batch(root, data_list, (14, 20), 2,
+                     random_mirror=True, random_crop=True,
+                     num_clusters=3, with_overseg=True, seed=5)
   flips, offsets = [], set()
   for ex in _examples(_run(batch, 8)):
     valid, y, x = _check_example(ex, 3)
@@ -336,8 +292,8 @@ def test_scale_mirror_crop_keep_every_channel_aligned(voc):
   root, data_list = voc
   # Scale factor in [0.5, 2): the scaled image is from 10x15 to 39x59, so
   # the 16x24 crop is padded for some factors and not for others.
-  batch = ir.get_train_batch(root, data_list, (16, 24), 2, True, True, True,
-                             num_clusters=4, with_overseg=True, seed=11)
+  batch = _get_batch(root, data_list, (16, 24), 2, True, True, True,
+                     num_clusters=4, with_overseg=True, seed=11)
   flips, padded, spans = [], [], set()
   for ex in _examples(_run(batch, 10)):
     valid, y, x = _check_example(ex, 4)
@@ -362,9 +318,9 @@ def test_same_seed_same_batches_and_skip_resumes(voc):
 
   def run(seed, skip_batches=0, num_batches=5):
     with tf.Graph().as_default():
-      batch = ir.get_train_batch(root, data_list, (16, 24), 2, True, True,
-                                 True, num_clusters=5, with_overseg=True,
-                                 seed=seed, skip_batches=skip_batches)
+      batch = _get_batch(root, data_list, (16, 24), 2, True, True,
+                         True, num_clusters=5, with_overseg=True,
+                         seed=seed, skip_batches=skip_batches)
       return _run(batch, num_batches)
 
   first, again, other = run(3), run(3), run(4)
@@ -384,7 +340,7 @@ def test_seeded_shuffle_is_reproducible_and_reshuffles_each_epoch(voc):
 
   def names(seed):
     with tf.Graph().as_default():
-      batch = ir.get_train_batch(root, data_list, (H, W), 1, seed=seed)
+      batch = _get_batch(root, data_list, (H, W), 1, seed=seed)
       return [out[ir.NAME][0] for out in _run(batch, 4 * NUM_IMAGES)]
 
   order = names(7)
@@ -402,8 +358,8 @@ def test_unsupervised_examples_carry_overseg(voc):
     # Third column: an explicit mask (here the hed file of another image).
     f.write('VOC2012/JPEGImages/im0.png VOC2012/segcls/im0.png '
             'VOC2012/hed/im2.png\n')
-  batch = ir.get_train_batch(root, data_list, (24, 32), 1, with_label=False,
-                             with_overseg=True, seed=0, repeat=False)
+  batch = _get_batch(root, data_list, (24, 32), 1, with_label=False,
+                     with_overseg=True, seed=0, repeat=False)
   assert set(batch) == {ir.IMAGE, ir.OVERSEG, ir.NAME}
   ex, = _examples(_run(batch, 1))
   overseg = ex[ir.OVERSEG][..., 0]
@@ -419,8 +375,8 @@ def test_jpeg_images_decode_like_pil(tmp_path):
   data_list = str(tmp_path / 'list.txt')
   with open(data_list, 'w') as f:
     f.write('a.jpg\n')
-  batch = ir.get_train_batch(str(tmp_path), data_list, (16, 16), 1,
-                             with_label=False, seed=0)
+  batch = _get_batch(str(tmp_path), data_list, (16, 16), 1,
+                     with_label=False, seed=0)
   out, = _run(batch, 1)
   from_pil = ir.load_image(str(tmp_path / 'a.jpg'))
   np.testing.assert_allclose(out[ir.IMAGE][0], from_pil, atol=2.0)
@@ -431,8 +387,8 @@ def test_size_mismatch_without_check_names_the_files(voc):
   root, data_list = voc
   _write(os.path.join(root, 'VOC2012/segcls/im0.png'),
          np.zeros((H, W + 2), np.uint8))
-  batch = ir.get_train_batch(root, data_list, (H, W), 1, shuffle=False,
-                             seed=0, check=False)
+  batch = _get_batch(root, data_list, (H, W), 1, shuffle=False,
+                     seed=0, check=False)
   with pytest.raises(tf.errors.InvalidArgumentError, match='segcls/im0.png'):
     _run(batch, 1)
 
@@ -452,29 +408,15 @@ def test_bad_arguments(voc):
 # ------------------------------------------------------------- numpy loaders
 
 
-def test_load_image_and_label(tmp_path):
+def test_load_image(tmp_path):
   image = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 10
   _write(str(tmp_path / 'im.png'), image)
   loaded = ir.load_image(str(tmp_path / 'im.png'))
   assert loaded.dtype == np.float32 and loaded.shape == (2, 3, 3)
   np.testing.assert_allclose(loaded, image - ir.IMG_MEAN, atol=1e-5)
 
-  label = np.array([[0, 1, 255], [20, 7, 3]], np.uint8)
-  _write(str(tmp_path / 'gray.png'), label)
-  palette = Image.fromarray(label, 'P')
-  palette.putpalette([128, 0, 0] * 256)
-  palette.save(str(tmp_path / 'palette.png'))
-  for name in ('gray.png', 'palette.png'):
-    loaded = ir.load_label(str(tmp_path / name))
-    assert loaded.dtype == np.int32
-    np.testing.assert_array_equal(loaded, label)
-
   with pytest.raises(FileNotFoundError, match='missing.png'):
     ir.load_image(str(tmp_path / 'missing.png'))
-  with pytest.raises(FileNotFoundError, match='missing.png'):
-    ir.load_label(str(tmp_path / 'missing.png'))
-  with pytest.raises(ValueError, match=r'im\.png.*mode RGB'):
-    ir.load_label(str(tmp_path / 'im.png'))
   with open(str(tmp_path / 'junk.jpg'), 'wb') as f:
     f.write(b'\x00' * 10)
   with pytest.raises(ValueError, match='junk.jpg'):

@@ -29,7 +29,8 @@ from seg_models import predictor
 from seg_models import prototype_sets
 from seg_models import sliding_window
 from tests import tiny_data
-from utils import general
+from utils import colormaps
+from utils import label_images
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_CLASSES = tiny_data.NUM_CLASSES
@@ -376,7 +377,7 @@ def test_extracted_prototypes(tiny_dataset, prototype_dir,
   entry = image_reader.read_data_list(
       tiny_dataset, os.path.join(tiny_dataset, 'train.txt'))[0]
   image = image_reader.load_image(entry.image)
-  label = image_reader.load_label(entry.label)
+  label = label_images.read_label_png(entry.label)
   opts = _options(tiny_segsort_snapshot, (32, 40), (16, 24))
   with predictor.SegSortPredictor(opts) as model:
     embedding = model.embed(image, 'none')
@@ -399,7 +400,7 @@ def test_extracted_prototypes(tiny_dataset, prototype_dir,
 
 
 def _check_outputs(save_dir, names):
-  colormap = general.get_colormap()
+  colormap = colormaps.get_colormap()
   for name in names:
     gray = _read_png(os.path.join(save_dir, 'gray', name + '.png'))
     color = _read_png(os.path.join(save_dir, 'color', name + '.png'))

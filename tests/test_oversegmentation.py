@@ -14,6 +14,7 @@ from PIL import Image
 from scipy import ndimage
 from skimage import color
 
+from utils import data_lists
 from utils import oversegmentation as ovs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -318,44 +319,43 @@ def test_photo_sized_image_runs():
 # ------------------------------------------------------------- files, lists
 
 
-def test_mask_path_rules():
-  assert ovs.get_mask_path('V/JPEGImages/a.jpg', 'V/segcls/a.png',
-                           'V/mine/a.png') == 'V/mine/a.png'
-  assert ovs.get_mask_path('V/JPEGImages/a.jpg',
-                           'V/segcls/a.png') == 'V/hed/a.png'
-  assert ovs.get_mask_path('V/JPEGImages/a.jpg') == 'V/hed/a.png'
+def test_ucm_path():
   assert ovs.get_ucm_path('d/V/hed/a.png') == os.path.join('d/V/hed_ucm',
                                                            'a.png')
-  with pytest.raises(ValueError, match='segcls'):
-    ovs.get_mask_path('V/JPEGImages/a.jpg', 'V/labels/a.png')
-  with pytest.raises(ValueError, match='JPEGImages'):
-    ovs.get_mask_path('V/images/a.jpg')
 
 
-def test_read_list_errors_name_the_file(tmp_path):
-  with pytest.raises(FileNotFoundError, match='nope.txt'):
+def test_read_list_mask_paths_and_errors(tmp_path):
+  """The tool reads lists with the training reader's rules."""
+  root = str(tmp_path / 'data')
+  data_list = tmp_path / 'list.txt'
+  data_list.write_text('V/JPEGImages/a.jpg V/segcls/a.png\n'
+                       '/V/JPEGImages/b.jpg /V/segcls/b.png\n'
+                       'V/JPEGImages/c.jpg\n'
+                       'V/JPEGImages/d.jpg V/segcls/d.png V/mine/d.png\n')
+  assert ovs.read_oversegmentation_list(root, str(data_list)) == [
+      (os.path.join(root, 'V/JPEGImages/a.jpg'),
+       os.path.join(root, 'V/hed/a.png')),
+      (root + '/V/JPEGImages/b.jpg', root + '/V/hed/b.png'),
+      (os.path.join(root, 'V/JPEGImages/c.jpg'),
+       os.path.join(root, 'V/hed/c.png')),
+      (os.path.join(root, 'V/JPEGImages/d.jpg'),
+       os.path.join(root, 'V/mine/d.png'))]
+
+  with pytest.raises(data_lists.DataListError, match='nope.txt'):
     ovs.read_oversegmentation_list(str(tmp_path), str(tmp_path / 'nope.txt'))
   bad = tmp_path / 'bad.txt'
   bad.write_text('a/JPEGImages/x.jpg a/segcls/x.png\n\na b c d\n')
-  with pytest.raises(ValueError, match='bad.txt:3'):
+  with pytest.raises(ValueError, match='bad.txt line 3'):
     ovs.read_oversegmentation_list(str(tmp_path), str(bad))
-
-
-def test_save_png_atomically_round_trip(tmp_path):
-  ids = np.arange(12, dtype=np.uint8).reshape(3, 4)
-  levels = np.array([[0, 1, 65535]], np.uint16)
-  ovs.save_png_atomically(ids, str(tmp_path / 'a' / 'ids.png'))
-  ovs.save_png_atomically(levels, str(tmp_path / 'b' / 'ucm.png'))
-  with Image.open(tmp_path / 'a' / 'ids.png') as image:
-    assert image.mode == 'L'
-    np.testing.assert_array_equal(np.asarray(image), ids)
-  with Image.open(tmp_path / 'b' / 'ucm.png') as image:
-    assert image.mode == 'I;16'
-    np.testing.assert_array_equal(np.asarray(image), levels)
-  assert sorted(os.listdir(tmp_path / 'a')) == ['ids.png']  # No temp files.
-  with pytest.raises(ValueError, match='bad.png'):
-    ovs.save_png_atomically(np.zeros((2, 2), np.int32),
-                            str(tmp_path / 'bad.png'))
+  # No rule applies: a mask must never overwrite a label or an image.
+  bad.write_text('V/JPEGImages/a.jpg V/segcls/a.png\n'
+                 'V/JPEGImages/b.jpg V/labels/b.png\n')
+  with pytest.raises(ValueError, match=r'bad\.txt line 2.*labels/b.png.*'
+                     'segcls'):
+    ovs.read_oversegmentation_list(str(tmp_path), str(bad))
+  bad.write_text('V/images/a.jpg\n')
+  with pytest.raises(ValueError, match=r'bad\.txt line 1.*JPEGImages'):
+    ovs.read_oversegmentation_list(str(tmp_path), str(bad))
 
 
 # ------------------------------------------------------------------ script

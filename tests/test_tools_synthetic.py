@@ -1,4 +1,4 @@
-"""Tests for pyscripts/tools/make_synthetic_dataset.py (tiny datasets)."""
+"""Tests of utils/synthetic_data.py and its script (tiny datasets)."""
 import os
 import subprocess
 import sys
@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pyscripts.tools import make_synthetic_dataset as synth
+from pyscripts.tools import make_synthetic_dataset
+from tests import tiny_data
+from utils import synthetic_data as synth
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_CLASSES = 5
@@ -21,17 +23,6 @@ def _generate(out_dir, seed=0, num_train=12, num_val=4, **kwargs):
       **kwargs)
 
 
-def _read_tree(folder):
-  """All files under folder as {relative path: bytes}."""
-  files = {}
-  for dirpath, _, filenames in os.walk(folder):
-    for filename in filenames:
-      path = os.path.join(dirpath, filename)
-      with open(path, 'rb') as f:
-        files[os.path.relpath(path, folder)] = f.read()
-  return files
-
-
 def _read_list(path):
   with open(path) as f:
     return [line.split() for line in f.read().splitlines()]
@@ -40,7 +31,7 @@ def _read_list(path):
 def test_same_seed_gives_identical_bytes(tmp_path):
   _generate(tmp_path / 'a', seed=3)
   _generate(tmp_path / 'b', seed=3)
-  a, b = _read_tree(tmp_path / 'a'), _read_tree(tmp_path / 'b')
+  a, b = (tiny_data.read_tree(tmp_path / d) for d in 'ab')
   assert sorted(a) == sorted(b)
   assert len(a) == 2 * (12 + 4) + 3  # images, labels, 2 lists, classes.txt
   for name in a:
@@ -50,7 +41,7 @@ def test_same_seed_gives_identical_bytes(tmp_path):
 def test_different_seeds_differ(tmp_path):
   _generate(tmp_path / 'a', seed=0)
   _generate(tmp_path / 'b', seed=1)
-  a, b = _read_tree(tmp_path / 'a'), _read_tree(tmp_path / 'b')
+  a, b = (tiny_data.read_tree(tmp_path / d) for d in 'ab')
   images = [n for n in a if n.startswith('JPEGImages')]
   labels = [n for n in a if n.startswith('segcls')]
   assert all(a[n] != b[n] for n in images)
@@ -60,7 +51,7 @@ def test_different_seeds_differ(tmp_path):
 def test_val_images_do_not_depend_on_num_train(tmp_path):
   _generate(tmp_path / 'a', num_train=3, num_val=2)
   _generate(tmp_path / 'b', num_train=5, num_val=2)
-  a, b = _read_tree(tmp_path / 'a'), _read_tree(tmp_path / 'b')
+  a, b = (tiny_data.read_tree(tmp_path / d) for d in 'ab')
   for name in ('JPEGImages/val_000001.jpg', 'segcls/val_000001.png',
                'JPEGImages/train_000002.jpg'):
     assert a[name] == b[name]
@@ -170,13 +161,14 @@ def test_render_scene_shapes_and_classes():
     synth.render_scene(rng, 40, 56, num_classes=5, first_class=5)
 
 
-def test_bad_num_classes_names_the_flag(tmp_path):
-  with pytest.raises(ValueError, match='--num_classes'):
+def test_bad_arguments_are_named(tmp_path):
+  with pytest.raises(ValueError, match=r'num_classes must be in \[2, 8\]'):
     synth.generate_dataset(str(tmp_path),
                            num_classes=synth.MAX_NUM_CLASSES + 1,
                            show_progress=False)
-  with pytest.raises(SystemExit, match='--num_train'):
-    synth.main(['--output_dir', str(tmp_path), '--num_train', '-1'])
+  with pytest.raises(SystemExit, match='num_train must be >= 0, got -1'):
+    make_synthetic_dataset.main(['--output_dir', str(tmp_path),
+                                 '--num_train', '-1'])
 
 
 def test_command_line_from_repo_root(tmp_path):

@@ -10,6 +10,7 @@ import scipy.sparse
 from PIL import Image
 
 from pyscripts.tools import make_voc_lists as voc
+from tests import tiny_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -115,16 +116,6 @@ def _read_lines(path):
     return f.read().splitlines()
 
 
-def _read_tree(folder):
-  files = {}
-  for dirpath, _, filenames in os.walk(folder):
-    for filename in filenames:
-      path = os.path.join(dirpath, filename)
-      with open(path, 'rb') as f:
-        files[os.path.relpath(path, folder)] = f.read()
-  return files
-
-
 def test_get_split_ids_set_algebra():
   splits = voc.get_split_ids(VOC_TRAIN, VOC_VAL, None, SBD_TRAIN, SBD_VAL)
   assert splits['train+'] == TRAIN_AUG
@@ -186,9 +177,9 @@ def test_rerun_is_idempotent_and_overwrite_reconverts(fake_data, tmp_path):
   devkit, sbd, expected = fake_data
   out = str(tmp_path / 'lists')
   voc.make_voc_lists(str(devkit), str(sbd), out, show_progress=False)
-  first = _read_tree(devkit), _read_tree(out)
+  first = tiny_data.read_tree(devkit), tiny_data.read_tree(out)
   voc.make_voc_lists(str(devkit), str(sbd), out, show_progress=False)
-  assert (_read_tree(devkit), _read_tree(out)) == first
+  assert (tiny_data.read_tree(devkit), tiny_data.read_tree(out)) == first
 
   # Labels in place are kept (e.g. the authors' segcls download) ...
   label_path = devkit / 'VOC2012' / 'segcls' / '2008_000101.png'

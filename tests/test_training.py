@@ -191,8 +191,8 @@ def test_iter_size_accumulates_into_one_update(tmp_path):
   data_dir = str(tmp_path / 'data')
   # No ignore band, so every micro-batch has the same number of valid pixels
   # and the mean of two half-batch losses is the full-batch loss.
-  from pyscripts.tools import make_synthetic_dataset
-  make_synthetic_dataset.generate_dataset(
+  from utils import synthetic_data
+  synthetic_data.generate_dataset(
       data_dir, num_train=4, num_val=0, height=tiny_data.HEIGHT,
       width=tiny_data.WIDTH, num_classes=tiny_data.NUM_CLASSES, seed=1,
       border_width=0, show_progress=False)

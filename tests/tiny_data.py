@@ -1,17 +1,17 @@
 """Tiny datasets and models written by the tests themselves.
 
 The images come from the project's synthetic generator
-(pyscripts/tools/make_synthetic_dataset.py) at 48x64 pixels; the
-oversegmentation masks are the connected regions of the labels split into
-quadrants, so that unsupervised training has segments without running the
-oversegmentation tool.
+(utils/synthetic_data.py) at 48x64 pixels; the oversegmentation masks are
+the connected regions of the labels split into quadrants, so that
+unsupervised training has segments without running the oversegmentation
+tool.
 """
 import os
 
 import numpy as np
 from PIL import Image
 
-from pyscripts.tools import make_synthetic_dataset
+from utils import synthetic_data
 
 NUM_CLASSES = 4
 HEIGHT, WIDTH = 48, 64
@@ -22,7 +22,7 @@ EMBEDDING_DIM = 8
 
 def write_dataset(root, num_train=8, num_val=4, seed=0):
   """Writes a VOC-layout dataset with hed/ masks; returns the data_dir."""
-  make_synthetic_dataset.generate_dataset(
+  synthetic_data.generate_dataset(
       root, num_train=num_train, num_val=num_val, height=HEIGHT,
       width=WIDTH, num_classes=NUM_CLASSES, seed=seed, show_progress=False)
   os.makedirs(os.path.join(root, 'hed'), exist_ok=True)
@@ -36,6 +36,17 @@ def write_dataset(root, num_train=8, num_val=4, seed=0):
     Image.fromarray(mask.reshape(HEIGHT, WIDTH).astype(np.uint8)).save(
         os.path.join(root, 'hed', name))
   return root
+
+
+def read_tree(folder):
+  """All files under folder as {relative path: bytes}."""
+  files = {}
+  for dirpath, _, filenames in os.walk(folder):
+    for filename in filenames:
+      path = os.path.join(dirpath, filename)
+      with open(path, 'rb') as f:
+        files[os.path.relpath(path, folder)] = f.read()
+  return files
 
 
 SEGSORT_FLAGS = ('embedding_dim', 'num_clusters', 'kmeans_iterations',

@@ -21,7 +21,9 @@ import os
 import numpy as np
 from tqdm import tqdm
 
-from utils import general
+from utils import atomic_io
+from utils import classes
+from utils import label_images
 
 
 def confusion_matrix(pred, gt, num_classes):
@@ -111,7 +113,10 @@ def mean_iou(cm):
 
 
 def pixel_accuracy(cm):
-  """trace(cm) / sum(cm): the fraction of counted pixels labelled right; NaN if none."""
+  """trace(cm) / sum(cm), the fraction of counted pixels labelled right.
+
+  NaN if no pixel is counted.
+  """
   cm = _check_confusion(cm)
   total = cm.sum()
   return float(np.trace(cm) / total) if total > 0 else float('nan')
@@ -155,7 +160,7 @@ class IouAccumulator(object):
     """The summary as plain Python values, all in percent.
 
     Args:
-      class_names: list of C names; None for general.get_class_names(C).
+      class_names: list of C names; None for classes.get_class_names(C).
 
     Returns:
       {'miou': float or None, 'pixel_accuracy': float or None,
@@ -174,7 +179,7 @@ class IouAccumulator(object):
 
 def _check_names(class_names, num_classes):
   if class_names is None:
-    return general.get_class_names(num_classes)
+    return classes.get_class_names(num_classes)
   names = [str(n) for n in class_names]
   if len(names) != num_classes:
     raise ValueError('%d class names given for %d classes'
@@ -331,8 +336,8 @@ def evaluate_folders(pred_dir, gt_dir, num_classes, string_replace=None,
   accumulator = IouAccumulator(num_classes)
   for pred_path, gt_path in tqdm(pairs, desc='benchmark', unit='image',
                                  disable=not show_progress):
-    pred = general.read_label_png(pred_path)
-    gt = general.read_label_png(gt_path)
+    pred = label_images.read_label_png(pred_path)
+    gt = label_images.read_label_png(gt_path)
     if pred.shape != gt.shape:
       raise ValueError('prediction %s has shape %s but its ground truth %s '
                        'has shape %s' % (pred_path, pred.shape, gt_path,
@@ -347,4 +352,4 @@ def evaluate_folders(pred_dir, gt_dir, num_classes, string_replace=None,
 
 def save_results_json(path, results):
   """Writes get_results() output as JSON, atomically."""
-  general.atomic_write_text(path, json.dumps(results, indent=2) + '\n')
+  atomic_io.atomic_write_text(path, json.dumps(results, indent=2) + '\n')

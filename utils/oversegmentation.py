@@ -21,7 +21,6 @@ pyscripts/tools/make_oversegmentation.py and by tests.
 import collections
 import heapq
 import os
-import tempfile
 
 import numpy as np
 from PIL import Image
@@ -31,6 +30,9 @@ from scipy.sparse.csgraph import connected_components
 from skimage import color
 from skimage import morphology
 from skimage import segmentation
+
+from utils import atomic_io
+from utils import data_lists
 
 # Mask value the training reader uses for padding ("not a segment"); real
 # segment ids therefore stop at 254.
@@ -539,81 +541,6 @@ def ucm_to_uint16(ucm):
   return np.round(np.clip(ucm, 0.0, 1.0) * UCM_PNG_SCALE).astype(np.uint16)
 
 
-def save_png_atomically(array, path):
-  """Writes a uint8 or uint16 [H, W] array as a gray PNG, atomically.
-
-  The PNG goes to a temporary file in the target folder, then os.replace
-  moves it into place, so an interrupted run never leaves a half-written
-  file under the final name. Missing folders are created.
-  """
-  array = np.asarray(array)
-  if array.ndim != 2 or array.dtype.type not in (np.uint8, np.uint16):
-    raise ValueError('expected a uint8 or uint16 [H, W] array for %s, got %s '
-                     '%s' % (path, array.dtype, array.shape))
-  folder = os.path.dirname(os.path.abspath(path))
-  os.makedirs(folder, exist_ok=True)
-  handle, temp_path = tempfile.mkstemp(
-      dir=folder, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
-  try:
-    with os.fdopen(handle, 'wb') as f:
-      # Pillow maps uint8 to mode 'L' and uint16 to 'I;16' (16-bit PNG).
-      Image.fromarray(np.ascontiguousarray(
-          array, dtype=array.dtype.type)).save(f, format='PNG')
-    # mkstemp creates the file 0600; give it the usual umask permissions.
-    os.chmod(temp_path, 0o666 & ~_get_umask())
-    os.replace(temp_path, path)
-  except BaseException:
-    if os.path.exists(temp_path):
-      os.remove(temp_path)
-    raise
-
-
-def _get_umask():
-  """The process umask (reading it requires setting it)."""
-  umask = os.umask(0o022)
-  os.umask(umask)
-  return umask
-
-
-def get_mask_path(image, label=None, overseg=None):
-  """Relative path of an image's oversegmentation mask (the list rule).
-
-  The third list column if present; else LABEL with 'segcls' replaced by
-  'hed' (the original reader's rule); for an image-only line, IMAGE with its
-  'JPEGImages' folder replaced by 'hed' and the extension by .png.
-
-  Args:
-    image: IMAGE column, e.g. 'VOC2012/JPEGImages/x.jpg'.
-    label: optional LABEL column, e.g. 'VOC2012/segcls/x.png'.
-    overseg: optional third column.
-
-  Returns:
-    The mask path, relative like the columns.
-
-  Raises:
-    ValueError: the rule does not apply (no 'segcls' in LABEL, no
-      'JPEGImages' folder in IMAGE), so that a mask never overwrites a
-      label or an image.
-  """
-  if overseg:
-    return overseg
-  if label:
-    if 'segcls' not in label:
-      raise ValueError(
-          "label path %r has no 'segcls' to replace by 'hed'; give the mask "
-          'path as a third column' % label)
-    return label.replace('segcls', 'hed')
-  parts = image.replace('\\', '/').split('/')
-  if 'JPEGImages' not in parts[:-1]:
-    raise ValueError(
-        "image path %r has no 'JPEGImages' folder to replace by 'hed'; give "
-        'IMAGE LABEL OVERSEG columns instead' % image)
-  index = len(parts) - 2 - parts[:-1][::-1].index('JPEGImages')
-  parts[index] = 'hed'
-  parts[-1] = os.path.splitext(parts[-1])[0] + '.png'
-  return '/'.join(parts)
-
-
 def get_ucm_path(mask_path):
   """UCM path next to a mask: folder + '_ucm' (hed/x.png -> hed_ucm/x.png)."""
   folder, name = os.path.split(mask_path)
@@ -623,34 +550,28 @@ def get_ucm_path(mask_path):
 def read_oversegmentation_list(data_dir, data_list):
   """Reads a data list into (image path, mask path) pairs under data_dir.
 
-  Lines are 'IMAGE', 'IMAGE LABEL' or 'IMAGE LABEL OVERSEG', relative to
-  data_dir; blank lines are skipped.
+  The list and its mask paths follow utils/data_lists.py.
 
   Returns:
-    A list of (image_path, mask_path) joined with data_dir.
+    A list of (image_path, mask_path).
 
   Raises:
-    FileNotFoundError: the list file does not exist.
-    ValueError: a line has more than three columns or no mask path rule
-      applies; the message names the file and line.
+    DataListError: the list file is missing or malformed, or no mask path
+      rule applies to a line; the message names the file and line.
   """
-  if not os.path.isfile(data_list):
-    raise FileNotFoundError('data list not found: %s' % data_list)
   pairs = []
-  with open(data_list) as f:
-    for number, line in enumerate(f, 1):
-      fields = line.split()
-      if not fields:
-        continue
-      if len(fields) > 3:
-        raise ValueError('%s:%d: expected IMAGE [LABEL [OVERSEG]], got %d '
-                         'columns' % (data_list, number, len(fields)))
-      try:
-        mask = get_mask_path(*fields)
-      except ValueError as e:
-        raise ValueError('%s:%d: %s' % (data_list, number, e)) from None
-      pairs.append((os.path.join(data_dir, fields[0]),
-                    os.path.join(data_dir, mask)))
+  for entry in data_lists.read_data_list(data_dir, data_list):
+    if entry.overseg is None:
+      if entry.label is not None:
+        problem = ("label path %r has no 'segcls' to replace by 'hed'; give "
+                   'the mask path as a third column' % entry.label)
+      else:
+        problem = ("image path %r has no 'JPEGImages' folder to replace by "
+                   "'hed'; give IMAGE LABEL OVERSEG columns instead"
+                   % entry.image)
+      raise data_lists.DataListError('%s line %d: %s'
+                                     % (data_list, entry.line, problem))
+    pairs.append((entry.image, entry.overseg))
   return pairs
 
 
@@ -695,7 +616,7 @@ def make_oversegmentation_mask(image_path, mask_path, contour_path=None,
   segments, ucm = get_oversegmentation(
       image, contour, threshold=threshold, max_segments=max_segments,
       min_size=min_size, return_ucm=True)
-  save_png_atomically(segments, mask_path)
+  atomic_io.atomic_save_png(mask_path, segments)
   if ucm_path is not None:
-    save_png_atomically(ucm_to_uint16(ucm), ucm_path)
+    atomic_io.atomic_save_png(ucm_path, ucm_to_uint16(ucm))
   return int(segments.max()) + 1

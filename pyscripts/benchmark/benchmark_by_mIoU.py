@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 
-from utils import general  # noqa: E402
+from utils import classes  # noqa: E402
 from utils import metrics  # noqa: E402
 
 
@@ -50,7 +50,7 @@ def main(argv=None):
   args = get_arguments(argv)
   if args.num_classes < 1:
     raise SystemExit('--num_classes must be >= 1, got %d' % args.num_classes)
-  class_names = general.get_class_names(args.num_classes, args.class_names)
+  class_names = classes.get_class_names(args.num_classes, args.class_names)
   accumulator = metrics.evaluate_folders(
       args.pred_dir, args.gt_dir, args.num_classes,
       string_replace=args.string_replace,

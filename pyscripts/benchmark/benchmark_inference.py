@@ -38,7 +38,7 @@ from seg_models import inference_main  # noqa: E402
 from seg_models import benchmarking  # noqa: E402
 from seg_models import predictor  # noqa: E402
 from seg_models import prototype_sets  # noqa: E402
-from utils import general  # noqa: E402
+from utils import atomic_io  # noqa: E402
 
 MODES = ('single', 'msc')
 COLUMNS = predictor.STAGES + ('other', 'total')
@@ -126,8 +126,8 @@ def benchmark(args):
   for mode in modes:
     print(format_row('mean', mode, results['mean'][mode]))
   if args.output_json:
-    general.atomic_write_text(args.output_json,
-                              json.dumps(results, indent=2) + '\n')
+    atomic_io.atomic_write_text(args.output_json,
+                                json.dumps(results, indent=2) + '\n')
   return results
 
 

@@ -57,11 +57,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 
 from pyscripts import flags  # noqa: E402
-from pyscripts.tools import make_synthetic_dataset  # noqa: E402
 from seg_models import benchmarking  # noqa: E402
 from seg_models import image_reader  # noqa: E402
 from seg_models import trainer  # noqa: E402
-from utils import general  # noqa: E402
+from utils import atomic_io  # noqa: E402
+from utils import synthetic_data  # noqa: E402
 
 USER_ERRORS = (benchmarking.BenchmarkError, trainer.TrainingError,
                image_reader.DataListError)
@@ -111,7 +111,7 @@ def get_arguments(argv=None):
 def _write_synthetic_data(args, folder):
   """The synthetic dataset; returns (data_dir, data_list)."""
   height, width = args.synthetic_size
-  return make_synthetic_dataset.write_training_set(
+  return synthetic_data.write_training_set(
       folder, max(args.synthetic_images, args.batch_size), height, width,
       args.num_classes, args.random_seed)
 
@@ -176,8 +176,8 @@ def benchmark(args):
   results = benchmarking.summarize_input_pipeline(settings, pipeline, train)
   print(benchmarking.format_input_pipeline_report(results))
   if args.output_json:
-    general.atomic_write_text(args.output_json,
-                              json.dumps(results, indent=2) + '\n')
+    atomic_io.atomic_write_text(args.output_json,
+                                json.dumps(results, indent=2) + '\n')
     print('Wrote %s' % args.output_json)
   return results
 

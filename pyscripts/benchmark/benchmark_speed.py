@@ -95,13 +95,13 @@ from tqdm import tqdm  # noqa: E402
 from network.common import layers  # noqa: E402
 from network.segsort import common_utils  # noqa: E402
 from pyscripts import flags  # noqa: E402
-from pyscripts.tools import make_synthetic_dataset  # noqa: E402
 from seg_models import benchmarking  # noqa: E402
 from seg_models import inference_main  # noqa: E402
 from seg_models import predictor  # noqa: E402
 from seg_models import prototype_sets  # noqa: E402
 from seg_models import trainer  # noqa: E402
-from utils import general  # noqa: E402
+from utils import atomic_io  # noqa: E402
+from utils import synthetic_data  # noqa: E402
 
 SCRIPT = os.path.abspath(__file__)
 DEFAULT_OUTPUT = os.path.join('snapshots', 'benchmark_speed.json')
@@ -246,7 +246,7 @@ def run_worker(args):
 def _write_synthetic_data(args, folder):
   """The synthetic dataset; returns (data_dir, data_list)."""
   height, width = args.input_size
-  return make_synthetic_dataset.write_training_set(
+  return synthetic_data.write_training_set(
       folder, max(2 * args.batch_size, args.inference_images), height, width,
       args.num_classes, args.random_seed)
 
@@ -353,7 +353,7 @@ def benchmark(args, argv):
   if compare:
     results['onednn_comparison'] = _summarize_onednn(compare)
     print(_format_onednn(results['onednn_comparison']))
-  general.atomic_write_text(args.output, json.dumps(results, indent=2) + '\n')
+  atomic_io.atomic_write_text(args.output, json.dumps(results, indent=2) + '\n')
   print('Wrote %s' % args.output)
   return results
 

@@ -17,7 +17,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 
-from utils import general  # noqa: E402
+from utils import atomic_io  # noqa: E402
 
 
 def read_timings(path):
@@ -81,7 +81,7 @@ def main(argv=None):
     pictures.extend(sorted(glob.glob(pattern)) or [pattern])
   results = {'miou': mious, 'seconds': seconds, 'pictures': pictures}
   path = os.path.join(args.demo_dir, 'results.json')
-  general.atomic_write_text(path, json.dumps(results, indent=1) + '\n')
+  atomic_io.atomic_write_text(path, json.dumps(results, indent=1) + '\n')
   print(format_table(mious, seconds, pictures))
   print('\nWritten to %s' % path)
   return results

@@ -53,7 +53,8 @@ import scipy.io  # noqa: E402
 from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from utils import general  # noqa: E402
+from utils import atomic_io  # noqa: E402
+from utils import label_images  # noqa: E402
 
 DEFAULT_OUTPUT_DIR = os.path.join(ROOT, 'dataset', 'voc12')
 VOC_SUBDIR = 'VOC2012'
@@ -156,15 +157,10 @@ def load_voc_class_mask(path):
     DatasetError: for an unreadable file or a colour (RGB) PNG.
   """
   try:
-    with Image.open(path) as image:
-      if image.mode not in ('P', 'L'):
-        raise DatasetError(
-            '%s: expected a palette (P) or grayscale (L) PNG whose values '
-            'are class ids, got mode %s' % (path, image.mode))
-      # np.asarray on a P image yields the palette indices, not colours.
-      return np.asarray(image, dtype=np.uint8).copy()
-  except OSError as e:
-    raise DatasetError('cannot read VOC label %s: %s' % (path, e)) from e
+    return label_images.read_label_png(path, modes=('P', 'L')).astype(
+        np.uint8)
+  except (OSError, ValueError) as e:
+    raise DatasetError('VOC label: %s' % e) from e
 
 
 def load_sbd_class_mask(path):
@@ -199,7 +195,7 @@ def load_sbd_class_mask(path):
 
 
 def _copy_atomically(src, dst):
-  with open(src, 'rb') as source, general.atomic_open(dst, 'wb') as target:
+  with open(src, 'rb') as source, atomic_io.atomic_open(dst, 'wb') as target:
     shutil.copyfileobj(source, target)
 
 
@@ -226,7 +222,7 @@ def write_list(path, ids, with_label=True):
     image = '/'.join((VOC_SUBDIR, IMAGE_SUBDIR, image_id + '.jpg'))
     label = '/'.join((VOC_SUBDIR, LABEL_SUBDIR, image_id + '.png'))
     lines.append(image + (' ' + label if with_label else '') + '\n')
-  general.atomic_write_text(path, ''.join(lines))
+  atomic_io.atomic_write_text(path, ''.join(lines))
 
 
 def make_voc_lists(data_dir, sbd_dir=None, output_dir=DEFAULT_OUTPUT_DIR,
@@ -325,7 +321,7 @@ def make_voc_lists(data_dir, sbd_dir=None, output_dir=DEFAULT_OUTPUT_DIR,
       raise DatasetError('%s is %dx%d but its image %s is %dx%d (HxW)'
                          % (label_src, label.shape[0], label.shape[1],
                             image_path, height, width))
-    general.save_label_png(label_path, label)
+    label_images.save_label_png(label_path, label)
 
   os.makedirs(output_dir, exist_ok=True)
   for split, ids in splits.items():

@@ -30,7 +30,8 @@ from seg_models import inference_main  # noqa: E402
 from seg_models import predictor  # noqa: E402
 from seg_models import prototype_sets  # noqa: E402
 from seg_models import retrieval_vis  # noqa: E402
-from utils import general  # noqa: E402
+from utils import atomic_io  # noqa: E402
+from utils import classes  # noqa: E402
 
 RETRIEVAL_SUBDIR = 'retrieval'
 PCA_SUBDIR = 'pca'
@@ -64,7 +65,7 @@ def visualize(args):
     raise predictor.PredictorError('--num_segments must be >= 0 and '
                                    '--thumbnail_size >= 8')
   colormap = inference_main.get_colormap(args.colormap)
-  class_names = general.get_class_names(args.num_classes, args.class_names)
+  class_names = classes.get_class_names(args.num_classes, args.class_names)
   entries = inference_main.get_entries(args)
   if args.max_images > 0:
     entries = entries[:args.max_images]
@@ -86,8 +87,8 @@ def visualize(args):
           image, prediction, crops, class_names, colormap,
           args.num_segments, args.thumbnail_size, ground_truth)
       path = os.path.join(save_dir, RETRIEVAL_SUBDIR, entry.name + '.png')
-      general.atomic_save_png(path, picture)
-      general.atomic_save_png(
+      atomic_io.atomic_save_png(path, picture)
+      atomic_io.atomic_save_png(
           os.path.join(save_dir, PCA_SUBDIR, entry.name + '.png'),
           vis_utils.pca(prediction.embedding))
       paths.append(path)

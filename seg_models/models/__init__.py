@@ -14,6 +14,7 @@ MODELS = {
     'pspnet': pspnet.pspnet,
     'deeplab': deeplab.deeplab,
 }
+# The backbone names and numerics get_model_fn accepts (the scripts' choices).
 BACKBONES = sorted(resnet_v1.NUM_BLOCKS)
 VARIANTS = sorted(resnet_v1.VARIANTS)
 

@@ -18,11 +18,6 @@ HEAD_BN_DECAY = 0.99
 HEAD_FILTERS = 512
 
 
-def get_extra_layer_scopes():
-  """Scopes of the layers a head adds on top of the backbone."""
-  return [HEAD_SCOPE]
-
-
 def is_head_variable(var_or_name):
   """Whether a variable (or variable name) belongs to a head."""
   name = var_or_name if isinstance(var_or_name, str) else var_or_name.op.name

@@ -7,7 +7,6 @@ convs with rates 6, 12, 18 and 24 straight to num_classes channels
 import tensorflow.compat.v1 as tf
 
 from network.common import layers as nn
-from network.common import resnet_v1
 from seg_models.models import common
 
 ASPP_RATES = (6, 12, 18, 24)
@@ -46,11 +45,3 @@ def deeplab(x,
                                   name='fc1_sum'))
   return nn._from_towers(outputs, was_list)  # pylint: disable=protected-access
 
-
-def deeplab_resnet101(x, num_classes, is_training, use_global_status,
-                      reuse=False, width_multiplier=1.0,
-                      variant=resnet_v1.DEFAULT_VARIANT):
-  """DeepLab ASPP on ResNet-v1-101; returns [output]."""
-  cnn_fn = common.backbone_fn('resnet_v1_101', variant, width_multiplier)
-  return [deeplab(x, 'resnet_v1_101', cnn_fn, num_classes, is_training,
-                  use_global_status, reuse, width_multiplier)]

@@ -1,0 +1,21 @@
+"""The configuration snapshot written next to a training run's checkpoints."""
+import os
+
+from utils import atomic_io
+
+
+def save_config(snapshot_dir, args):
+  """Writes SNAPSHOT_DIR/config: one `name: value` line per argument, sorted.
+
+  Args:
+    snapshot_dir: folder (created if needed).
+    args: an argparse.Namespace or a dict of argument values.
+
+  Returns:
+    The path of the config file.
+  """
+  values = args if isinstance(args, dict) else vars(args)
+  lines = ['%s: %s\n' % (name, values[name]) for name in sorted(values)]
+  path = os.path.join(snapshot_dir, 'config')
+  atomic_io.atomic_write_text(path, ''.join(lines))
+  return path
