@@ -49,7 +49,6 @@ from seg_models import models
 from seg_models import prototype_sets
 from seg_models import sliding_window
 from seg_models.models import common
-from utils import atomic_io
 from utils import label_images
 
 # Output folders of the inference scripts, inside --save_dir.
