@@ -30,6 +30,7 @@ import dataclasses
 import math
 import os
 import time
+from typing import Optional
 
 import numpy as np
 import tensorflow.compat.v1 as tf
@@ -185,7 +186,8 @@ class TrainGraph:
       accumulators and runs the update ops (batch-norm statistics, memory
       banks); else None.
     zero_op: With iter_size > 1, clears the accumulators; else None.
-    summary_op: The merged TensorBoard summaries.
+    summary_op: The merged TensorBoard summaries (set last: they read the
+      other fields).
     model_variables: The network's variables (what --restore_from
       restores): not the global step, optimiser slots or memory banks.
     num_devices: The number of towers.
@@ -199,9 +201,9 @@ class TrainGraph:
   learning_rate: tf.Tensor
   global_step: tf.Variable
   step_op: tf.Operation
-  accumulate_op: tf.Operation
-  zero_op: tf.Operation
-  summary_op: tf.Tensor
+  accumulate_op: Optional[tf.Operation]
+  zero_op: Optional[tf.Operation]
+  summary_op: Optional[tf.Tensor]
   model_variables: list
   num_devices: int
   cpu_towers: bool
