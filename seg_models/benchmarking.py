@@ -32,7 +32,6 @@ from network.common import layers
 from network.multigpu import towers
 from network.segsort import train_utils
 from seg_models import checkpoints
-from seg_models import image_reader
 from seg_models import predictor
 from seg_models import prototype_sets
 from seg_models import sliding_window
@@ -46,10 +45,6 @@ WORKER_INFERENCE = 'inference'
 WORKER_KNN = 'knn'
 TRAIN_WORKERS = {WORKER_TRAIN_SEGSORT: trainer.LOSS_SEGSORT,
                  WORKER_TRAIN_SOFTMAX: trainer.LOSS_SOFTMAX}
-
-# Name scopes of build_train_graph (see find_model_output).
-_LOSS_SCOPE = 'loss/'
-_INPUT_SCOPE = 'create_inputs/'
 
 # The goals of the issue: SegSort's step within 10% of softmax's, votes
 # under 10% of multi-scale inference.
@@ -145,43 +140,6 @@ def median(values):
 # ---------------------------------------------------------------------------
 
 
-def find_model_output(graph, num_outputs):
-  """The network's output in a graph of trainer.build_train_graph.
-
-  It is the only float [B, h, w, num_outputs] tensor that the loss scope
-  reads from outside itself and from outside the input pipeline.
-
-  Raises:
-    BenchmarkError if there is not exactly one (the trainer changed).
-  """
-  found = {}
-  for op in graph.get_operations():
-    if not op.name.startswith(_LOSS_SCOPE):
-      continue
-    for tensor in op.inputs:
-      name = tensor.op.name
-      shape = tensor.get_shape()
-      if (name.startswith(_LOSS_SCOPE) or name.startswith(_INPUT_SCOPE) or
-          not tensor.dtype.is_floating or shape.ndims != 4 or
-          tf.dimension_value(shape[3]) != num_outputs):
-        continue
-      found[tensor.name] = tensor
-  if len(found) != 1:
-    raise BenchmarkError('expected one network output read by the %r scope '
-                         'of the training graph, found %s'
-                         % (_LOSS_SCOPE, sorted(found) or 'none'))
-  return next(iter(found.values()))
-
-
-def find_input_batch(graph):
-  """The tensors of the input pipeline's batch (IteratorGetNext outputs)."""
-  ops = [op for op in graph.get_operations() if op.type == 'IteratorGetNext']
-  if len(ops) != 1:
-    raise BenchmarkError('expected one input iterator in the training graph, '
-                         'found %d' % len(ops))
-  return list(ops[0].outputs)
-
-
 def benchmark_train_step(opts, loss_type, steps, warmup, show_progress=True):
   """Times the trainer's real training step and its parts.
 
@@ -189,7 +147,8 @@ def benchmark_train_step(opts, loss_type, steps, warmup, show_progress=True):
   included) and one session:
     build     graph + session + variable initialisation (+ restore);
     step      sess.run of {total_loss, step_op}, as the trainer's loop;
-    forward   the network's output alone, on a cached batch;
+    forward   the network's output alone (TrainGraph.output), on a cached
+              batch (TrainGraph.batch) fed in place of the pipeline;
     loss      seg_loss and d(seg_loss)/d(output) (+ memory-bank update),
               with the cached batch and the cached network output fed: for
               SegSort this is k-means + prototypes + loss, forward and
@@ -197,7 +156,7 @@ def benchmark_train_step(opts, loss_type, steps, warmup, show_progress=True):
 
   Args:
     opts: trainer.TrainOptions (iter_size must be 1).
-    loss_type: trainer.LOSS_SEGSORT or trainer.LOSS_SOFTMAX.
+    loss_type: one of trainer.LOSS_TYPES.
     steps: timed repetitions of each measurement.
     warmup: untimed training steps first (one untimed call before the
       forward and loss timings).
@@ -211,8 +170,6 @@ def benchmark_train_step(opts, loss_type, steps, warmup, show_progress=True):
   if opts.iter_size != 1:
     raise BenchmarkError('the benchmark times single-batch steps (iter_size '
                          '1), got iter_size %d' % opts.iter_size)
-  num_outputs = (opts.num_classes if loss_type == trainer.LOSS_SOFTMAX
-                 else opts.embedding_dim)
   start = time.perf_counter()
   graph = tf.Graph()
   with graph.as_default():
@@ -249,16 +206,15 @@ def benchmark_train_step(opts, loss_type, steps, warmup, show_progress=True):
     # Added after the timed steps, so that they do not change the graph the
     # steps ran; a TF1 session picks up the new ops.
     with graph.as_default():
-      output = find_model_output(graph, num_outputs)
-      batch = find_input_batch(graph)
-      grad = tf.gradients(g.seg_loss, output)[0]
+      grad = tf.gradients(g.seg_loss, g.output)[0]
       loss_fetches = [g.seg_loss, grad] + list(
           train_utils.get_memory_bank_update_ops(graph))
-    cached = sess.run(batch + [output])
+    batch = list(g.batch.values())
+    cached = sess.run(batch + [g.output])
     batch_feed = dict(zip(batch, cached[:-1]))
     loss_feed = dict(batch_feed)
-    loss_feed[output] = cached[-1]
-    forward_seconds = time_calls(lambda: sess.run(output, batch_feed), steps,
+    loss_feed[g.output] = cached[-1]
+    forward_seconds = time_calls(lambda: sess.run(g.output, batch_feed), steps,
                                  1, desc=loss_type + ' forward',
                                  show_progress=show_progress)
     loss_seconds = time_calls(lambda: sess.run(loss_fetches, loss_feed),
@@ -599,10 +555,10 @@ def benchmark_input_pipeline(opts, batches, warmup,
                              show_progress=True):
   """Times the training input pipeline alone, without the network.
 
-  The dataset is the one trainer.build_train_graph builds for loss_type
-  (image_reader.get_train_dataset with the same list, crop size, batch,
-  augmentation switches, seed and, for SegSort, the grid cluster labels and
-  locations), drawn through a one-shot iterator in a session of its own.
+  The dataset is the one trainer.build_train_graph reads for loss_type
+  (trainer.get_train_dataset: the same list, crop size, batch, augmentation
+  switches, seed and the channels the loss declares), drawn through a
+  one-shot iterator in a session of its own.
   Each timed call runs the iterator's get_next through a no-op that depends
   on it, so the batch is produced but not copied out to NumPy (training
   reads it inside the graph too). In a tight loop the prefetch buffer stays
@@ -625,18 +581,10 @@ def benchmark_input_pipeline(opts, batches, warmup,
   """
   if batches < 1:
     raise BenchmarkError('time at least one batch, got %d' % batches)
-  segsort = loss_type == trainer.LOSS_SEGSORT
-  unsupervised = loss_type == trainer.LOSS_UNSUPERVISED
   start = time.perf_counter()
   graph = tf.Graph()
   with graph.as_default():
-    dataset = image_reader.get_train_dataset(
-        opts.data_dir, opts.data_list, opts.input_size, opts.batch_size,
-        random_scale=opts.random_scale, random_mirror=opts.random_mirror,
-        random_crop=opts.random_crop, ignore_label=opts.ignore_label,
-        num_clusters=opts.num_clusters if segsort else None,
-        with_label=not unsupervised, with_overseg=unsupervised,
-        shuffle=True, seed=opts.random_seed)
+    dataset = trainer.get_train_dataset(opts, loss_type)
     batch = tf.data.make_one_shot_iterator(dataset).get_next()
     consume = tf.group(*tf.nest.flatten(batch))
   graph.finalize()

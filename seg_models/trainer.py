@@ -5,6 +5,11 @@
     train_segsort_unsup.py  LOSS_UNSUPERVISED (oversegmentation masks)
     train.py                LOSS_SOFTMAX (pixel-wise softmax baseline)
 
+What differs between the losses (the input channels, the network's output
+depth, the loss itself) is declared in seg_models/losses.py's table; the
+trainer builds the graph in the same steps for all of them: inputs, towers,
+loss, train ops, summaries (build_train_graph).
+
 The recipe is the original release's: SGD with momentum, poly learning rate
 lr * (1 - step / num_steps)^power, the head (block5) at 10x, L2 weight decay
 on every conv weight, restore from --restore_from (skipping the head with
@@ -25,25 +30,27 @@ import dataclasses
 import math
 import os
 import time
+from typing import Optional
 
 import numpy as np
 import tensorflow.compat.v1 as tf
 from tqdm import tqdm
 
 from network.multigpu import towers
-from network.segsort import train_utils
 from network.segsort import vis_utils
 from seg_models import checkpoints
 from seg_models import image_reader
+from seg_models import losses
 from seg_models import models
 from seg_models.models import common
 from utils import colormaps
 from utils import config_snapshot
 
-LOSS_SEGSORT = 'segsort'
-LOSS_UNSUPERVISED = 'segsort_unsup'
-LOSS_SOFTMAX = 'softmax'
-LOSS_TYPES = (LOSS_SEGSORT, LOSS_UNSUPERVISED, LOSS_SOFTMAX)
+# The loss names the scripts pass (the keys of losses.LOSSES).
+LOSS_SEGSORT = losses.SEGSORT
+LOSS_UNSUPERVISED = losses.UNSUPERVISED
+LOSS_SOFTMAX = losses.SOFTMAX
+LOSS_TYPES = tuple(losses.LOSSES)
 
 # The network's output stride.
 OUTPUT_STRIDE = 8
@@ -116,83 +123,95 @@ def resize_labels(labels, size):
   return tf.image.resize_nearest_neighbor(labels, size, align_corners=False)
 
 
-def add_softmax_loss(logits, labels, num_classes, ignore_label):
-  """Pixel-wise softmax cross-entropy over the pixels with a valid class.
-
-  loss = mean over pixels i with 0 <= y_i < num_classes and y_i !=
-  ignore_label of -log softmax(logits_i)[y_i]; 0 when no pixel is valid.
-
-  Args:
-    logits: [B, h, w, num_classes].
-    labels: [B, h, w, 1] or [B, h, w] integer classes.
-    num_classes: C.
-    ignore_label: the class id to leave out.
-
-  Returns:
-    A scalar loss.
-  """
-  labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
-  logits = tf.reshape(logits, [-1, num_classes])
-  valid = tf.logical_and(tf.logical_and(labels >= 0, labels < num_classes),
-                         tf.not_equal(labels, ignore_label))
-  indices = tf.squeeze(tf.where(valid), 1)
-  losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
-      labels=tf.gather(labels, indices), logits=tf.gather(logits, indices))
-  count = tf.cast(tf.size(indices), tf.float32)
-  return tf.reduce_sum(losses) / tf.maximum(count, 1.0)
-
-
-def get_weight_decay_loss(weight_decay, variables):
-  """weight_decay * sum of ||w||^2 / 2 over the conv weights."""
-  weights = [v for v in variables if v.op.name.endswith('/weights')]
-  if not weights or weight_decay == 0:
-    return tf.constant(0.0)
-  return weight_decay * tf.add_n([tf.nn.l2_loss(w) for w in weights])
-
-
 def get_poly_learning_rate(base_lr, step, num_steps, power):
   """base_lr * (1 - step / num_steps)^power (never negative)."""
   progress = tf.minimum(tf.cast(step, tf.float32) / float(num_steps), 1.0)
   return base_lr * tf.pow(1.0 - progress, power)
 
 
-def _color_labels(labels, colormap):
-  """[B, H, W, 1] int labels -> [B, H, W, 3] uint8 colours."""
-  indices = tf.clip_by_value(tf.cast(labels[..., 0], tf.int32), 0,
-                             colormap.shape[0] - 1)
-  return tf.gather(tf.constant(colormap), indices)
+def get_loss(loss_type):
+  """The losses.LOSSES entry named loss_type.
+
+  Raises:
+    TrainingError: for a name that is not in the table.
+  """
+  if loss_type not in losses.LOSSES:
+    raise TrainingError('Unknown loss %r; choose one of %s.'
+                        % (loss_type, LOSS_TYPES))
+  return losses.LOSSES[loss_type]
 
 
-def _image_summaries(images, labels, output, loss_type):
-  """One row per image: input | ground truth | embedding PCA / prediction."""
-  size = images.get_shape().as_list()[1:3]
-  colormap = colormaps.get_colormap()
-  pictures = [tf.cast(tf.clip_by_value(
-      images + image_reader.IMG_MEAN, 0, 255), tf.uint8)]
-  if labels is not None:
-    pictures.append(_color_labels(labels, colormap))
-  if loss_type == LOSS_SOFTMAX:
-    prediction = tf.expand_dims(tf.argmax(output, axis=3), 3)
-    pictures.append(_color_labels(
-        tf.image.resize_nearest_neighbor(prediction, size), colormap))
-  else:
-    pca = vis_utils.embedding_to_pca_image(tf.stop_gradient(output))
-    pictures.append(tf.image.resize_nearest_neighbor(pca, size))
-  return tf.summary.image('images', tf.concat(pictures, axis=2),
-                          max_outputs=MAX_SUMMARY_IMAGES)
+def get_train_dataset(opts, loss_type, skip_batches=0):
+  """The training dataset, with the channels the loss declares.
+
+  Args:
+    opts: TrainOptions.
+    loss_type: one of LOSS_TYPES.
+    skip_batches: batches to skip (those of the steps a resumed run did).
+
+  Returns:
+    An image_reader.get_train_dataset dataset whose samples hold IMAGE,
+    NAME and the loss's channels (CLUSTER_LABEL and LOCATION come together:
+    the reader computes both from the grid of opts.num_clusters).
+  """
+  channels = get_loss(loss_type).channels
+  with_grid = (image_reader.CLUSTER_LABEL in channels or
+               image_reader.LOCATION in channels)
+  return image_reader.get_train_dataset(
+      opts.data_dir, opts.data_list, opts.input_size, opts.batch_size,
+      random_scale=opts.random_scale, random_mirror=opts.random_mirror,
+      random_crop=opts.random_crop, ignore_label=opts.ignore_label,
+      num_clusters=opts.num_clusters if with_grid else None,
+      with_label=image_reader.LABEL in channels,
+      with_overseg=image_reader.OVERSEG in channels,
+      shuffle=True, seed=opts.random_seed, skip_batches=skip_batches)
 
 
-class _TrainGraph(object):
-  """The ops of one training graph (see build_train_graph)."""
+@dataclasses.dataclass
+class TrainGraph:
+  """The tensors and ops of one training graph (see build_train_graph).
 
-  def __init__(self, **ops):
-    self.__dict__.update(ops)
+  Attributes:
+    batch: The input pipeline's next batch, {image_reader key: tensor} at
+      the crop size: IMAGE [B, H, W, 3], NAME [B] and the loss's channels.
+    output: The network's output [B, h, w, depth] (the towers' outputs
+      concatenated), the tensor the loss reads.
+    seg_loss: The loss of the losses.LOSSES entry, a scalar.
+    l2_loss: The weight decay, a scalar.
+    total_loss: seg_loss + l2_loss.
+    learning_rate: The poly learning rate at global_step.
+    global_step: The step counter (advanced by step_op).
+    step_op: One SGD update (with iter_size > 1, of the accumulated
+      gradients).
+    accumulate_op: With iter_size > 1, adds one batch's gradients to the
+      accumulators and runs the update ops (batch-norm statistics, memory
+      banks); else None.
+    zero_op: With iter_size > 1, clears the accumulators; else None.
+    summary_op: The merged TensorBoard summaries (set last: they read the
+      other fields).
+    model_variables: The network's variables (what --restore_from
+      restores): not the global step, optimiser slots or memory banks.
+    num_devices: The number of towers.
+    cpu_towers: Whether the towers are CPU devices.
+  """
+  batch: dict
+  output: tf.Tensor
+  seg_loss: tf.Tensor
+  l2_loss: tf.Tensor
+  total_loss: tf.Tensor
+  learning_rate: tf.Tensor
+  global_step: tf.Variable
+  step_op: tf.Operation
+  accumulate_op: Optional[tf.Operation]
+  zero_op: Optional[tf.Operation]
+  summary_op: Optional[tf.Tensor]
+  model_variables: list
+  num_devices: int
+  cpu_towers: bool
 
 
 def _check_options(opts, loss_type):
-  if loss_type not in LOSS_TYPES:
-    raise TrainingError('Unknown loss %r; choose one of %s.'
-                        % (loss_type, LOSS_TYPES))
+  get_loss(loss_type)
   if not opts.is_training:
     raise TrainingError('Nothing to train without --is_training (the '
                         'original made every variable non-trainable then).')
@@ -205,84 +224,74 @@ def _check_options(opts, loss_type):
     raise TrainingError('--num_banks must be >= 0, got %d.' % opts.num_banks)
 
 
-def build_train_graph(opts, loss_type, start_step=0):
-  """Builds inputs, towers, loss, optimiser and summaries into the graph.
+def _add_inputs(opts, loss_type, start_step):
+  """The next batch of the input pipeline (see get_train_dataset)."""
+  with tf.device('/cpu:0'), tf.name_scope('create_inputs'):
+    dataset = get_train_dataset(opts, loss_type,
+                                skip_batches=start_step * opts.iter_size)
+    return tf.data.make_one_shot_iterator(dataset).get_next()
+
+
+def _add_towers(opts, images, depth):
+  """The network on images, the batch split over opts.num_gpu towers.
 
   Args:
     opts: TrainOptions.
-    loss_type: one of LOSS_TYPES.
-    start_step: the step training resumes at (the input pipeline skips the
-      batches of the steps before it).
+    images: [B, H, W, 3] float32.
+    depth: The output's channels.
 
   Returns:
-    A _TrainGraph with the ops the loop runs.
+    (output [B, h, w, depth], the tower devices ([None] for one tower),
+    the variables the network created).
   """
-  _check_options(opts, loss_type)
-  tf.set_random_seed(opts.random_seed)
-  segsort = loss_type == LOSS_SEGSORT
-  unsupervised = loss_type == LOSS_UNSUPERVISED
-  with tf.device('/cpu:0'), tf.name_scope('create_inputs'):
-    dataset = image_reader.get_train_dataset(
-        opts.data_dir, opts.data_list, opts.input_size, opts.batch_size,
-        random_scale=opts.random_scale, random_mirror=opts.random_mirror,
-        random_crop=opts.random_crop, ignore_label=opts.ignore_label,
-        num_clusters=opts.num_clusters if segsort else None,
-        with_label=not unsupervised, with_overseg=unsupervised,
-        shuffle=True, seed=opts.random_seed,
-        skip_batches=start_step * opts.iter_size)
-    batch = tf.data.make_one_shot_iterator(dataset).get_next()
-  images = batch[image_reader.IMAGE]
-  out_size = get_output_size(opts.input_size)
-
-  # Created before the loss: the memory banks draw their shuffle from it.
-  global_step = tf.train.get_or_create_global_step()
   model_fn = models.get_model_fn(opts.model, opts.backbone,
                                  opts.width_multiplier, opts.backbone_variant,
                                  opts.bn_decay)
-  num_outputs = opts.num_classes if loss_type == LOSS_SOFTMAX else (
-      opts.embedding_dim)
   variables_before = set(tf.global_variables())
   if opts.num_gpu > 1:
     devices = towers.get_tower_devices(opts.num_gpu)
     parts = towers.split_batch({image_reader.IMAGE: images}, devices)
-    tower_outputs = model_fn([p[image_reader.IMAGE] for p in parts],
-                             num_outputs, opts.is_training,
-                             opts.use_global_status)
+    tower_outputs = model_fn([p[image_reader.IMAGE] for p in parts], depth,
+                             opts.is_training, opts.use_global_status)
     with tf.device(devices[0]):
       output = tf.concat(tower_outputs, axis=0)
   else:
     devices = [None]
-    output = model_fn(images, num_outputs, opts.is_training,
+    output = model_fn(images, depth, opts.is_training,
                       opts.use_global_status)
-  # The model's variables (what --restore_from restores): not the global
-  # step, the optimiser's slots or the memory banks.
   model_variables = [v for v in tf.global_variables()
                      if v not in variables_before]
+  return output, devices, model_variables
 
-  labels = None
-  with tf.device(devices[0]), tf.name_scope('loss'):
-    if unsupervised:
-      overseg = resize_labels(batch[image_reader.OVERSEG], out_size)
-      seg_loss = train_utils.add_unsupervised_segsort_loss(
-          output, opts.concentration, overseg)
-    else:
-      labels = resize_labels(batch[image_reader.LABEL], out_size)
-      if segsort:
-        seg_loss = train_utils.add_segsort_loss(
-            output, labels, opts.embedding_dim, opts.ignore_label,
-            opts.concentration,
-            resize_labels(batch[image_reader.CLUSTER_LABEL], out_size),
-            opts.num_clusters, opts.kmeans_iterations, opts.num_banks,
-            resize_labels(batch[image_reader.LOCATION], out_size))
-      else:
-        seg_loss = add_softmax_loss(output, labels, opts.num_classes,
-                                    opts.ignore_label)
-    trainable = tf.trainable_variables()
-    l2_loss = get_weight_decay_loss(opts.weight_decay, trainable)
-    total_loss = seg_loss + l2_loss
 
-  learning_rate = get_poly_learning_rate(opts.learning_rate, global_step,
-                                         opts.num_steps, opts.power)
+def _add_loss(opts, loss, batch, output):
+  """The loss on the output, plus weight decay.
+
+  The loss's channels are resized to the output's size first.
+
+  Returns:
+    (seg_loss, l2_loss) scalars.
+  """
+  out_size = get_output_size(opts.input_size)
+  inputs = {key: resize_labels(batch[key], out_size)
+            for key in loss.channels}
+  seg_loss = loss.build(output, inputs, opts)
+  l2_loss = losses.get_weight_decay_loss(opts.weight_decay,
+                                         tf.trainable_variables())
+  return seg_loss, l2_loss
+
+
+def _add_train_ops(opts, total_loss, learning_rate, global_step):
+  """SGD with momentum (the head at HEAD_LR_MULTIPLIER x the rate).
+
+  With opts.iter_size > 1 the gradients of iter_size batches are averaged
+  in local (never saved) accumulators, then applied once.
+
+  Returns:
+    (step_op, accumulate_op, zero_op); the last two are None when
+    iter_size is 1, step_op then also runs the update ops.
+  """
+  trainable = tf.trainable_variables()
   head_vars = [v for v in trainable if common.is_head_variable(v)]
   base_vars = [v for v in trainable if not common.is_head_variable(v)]
   grads = tf.gradients(total_loss, base_vars + head_vars,
@@ -303,38 +312,111 @@ def build_train_graph(opts, loss_type, start_step=0):
 
   if opts.iter_size == 1:
     with tf.control_dependencies(update_ops):
-      step_op = apply(grads)
-    accumulate_op = zero_op = None
-  else:
-    # Gradients of iter_size batches are averaged in local (never saved)
-    # accumulators, then applied once.
-    accumulators = [
-        tf.Variable(tf.zeros(v.shape, v.dtype.base_dtype), trainable=False,
-                    collections=[tf.GraphKeys.LOCAL_VARIABLES],
-                    name=v.op.name.replace('/', '_') + '_accumulator')
-        for v in base_vars + head_vars]
-    zero_op = tf.group(*[a.assign(tf.zeros_like(a)) for a in accumulators])
-    accumulate_op = tf.group(*(
-        [a.assign_add(g / float(opts.iter_size))
-         for a, g in zip(accumulators, grads)] + update_ops))
-    step_op = apply([a.read_value() for a in accumulators])
+      return apply(grads), None, None
+  accumulators = [
+      tf.Variable(tf.zeros(v.shape, v.dtype.base_dtype), trainable=False,
+                  collections=[tf.GraphKeys.LOCAL_VARIABLES],
+                  name=v.op.name.replace('/', '_') + '_accumulator')
+      for v in base_vars + head_vars]
+  zero_op = tf.group(*[a.assign(tf.zeros_like(a)) for a in accumulators])
+  accumulate_op = tf.group(*(
+      [a.assign_add(g / float(opts.iter_size))
+       for a, g in zip(accumulators, grads)] + update_ops))
+  step_op = apply([a.read_value() for a in accumulators])
+  return step_op, accumulate_op, zero_op
 
+
+def _color_labels(labels, colormap):
+  """[B, H, W, 1] int labels -> [B, H, W, 3] uint8 colours."""
+  indices = tf.clip_by_value(tf.cast(labels[..., 0], tf.int32), 0,
+                             colormap.shape[0] - 1)
+  return tf.gather(tf.constant(colormap), indices)
+
+
+def _embedding_picture(embedding, size, colormap):
+  """[B, h, w, D] embeddings -> [B, H, W, 3] uint8 PCA colours."""
+  del colormap  # PCA pictures need none.
+  pca = vis_utils.embedding_to_pca_image(tf.stop_gradient(embedding))
+  return tf.image.resize_nearest_neighbor(pca, size)
+
+
+def _prediction_picture(logits, size, colormap):
+  """[B, h, w, C] logits -> [B, H, W, 3] uint8 colours of the argmax."""
+  prediction = tf.expand_dims(tf.argmax(logits, axis=3), 3)
+  return _color_labels(tf.image.resize_nearest_neighbor(prediction, size),
+                       colormap)
+
+
+# The picture of the network's output, per kind of output (Loss.output).
+_OUTPUT_PICTURES = {losses.EMBEDDING: _embedding_picture,
+                    losses.LOGITS: _prediction_picture}
+
+
+def _add_summaries(g, loss):
+  """Scalars and one row of pictures per image: input | ground truth (when
+  the loss reads labels) | output (embedding PCA or prediction).
+
+  Args:
+    g: A TrainGraph (summary_op not used).
+    loss: Its losses.Loss.
+
+  Returns:
+    The merged summary op.
+  """
   with tf.device('/cpu:0'):
-    summaries = [tf.summary.scalar('seg_loss', seg_loss),
-                 tf.summary.scalar('l2_loss', l2_loss),
-                 tf.summary.scalar('total_loss', total_loss),
-                 tf.summary.scalar('learning_rate', learning_rate),
-                 _image_summaries(images, batch.get(image_reader.LABEL),
-                                  output, loss_type)]
-    summary_op = tf.summary.merge(summaries)
+    summaries = [tf.summary.scalar('seg_loss', g.seg_loss),
+                 tf.summary.scalar('l2_loss', g.l2_loss),
+                 tf.summary.scalar('total_loss', g.total_loss),
+                 tf.summary.scalar('learning_rate', g.learning_rate)]
+    images = g.batch[image_reader.IMAGE]
+    size = images.get_shape().as_list()[1:3]
+    colormap = colormaps.get_colormap()
+    pictures = [tf.cast(tf.clip_by_value(
+        images + image_reader.IMG_MEAN, 0, 255), tf.uint8)]
+    if image_reader.LABEL in g.batch:
+      pictures.append(_color_labels(g.batch[image_reader.LABEL], colormap))
+    pictures.append(_OUTPUT_PICTURES[loss.output](g.output, size, colormap))
+    summaries.append(tf.summary.image('images', tf.concat(pictures, axis=2),
+                                      max_outputs=MAX_SUMMARY_IMAGES))
+    return tf.summary.merge(summaries)
 
-  return _TrainGraph(
-      images=images, labels=labels, output=output,
-      total_loss=total_loss, seg_loss=seg_loss, learning_rate=learning_rate,
+
+def build_train_graph(opts, loss_type, start_step=0):
+  """Builds inputs, towers, loss, train ops and summaries into the graph.
+
+  Args:
+    opts: TrainOptions.
+    loss_type: one of LOSS_TYPES.
+    start_step: the step training resumes at (the input pipeline skips the
+      batches of the steps before it).
+
+  Returns:
+    A TrainGraph.
+  """
+  _check_options(opts, loss_type)
+  loss = get_loss(loss_type)
+  tf.set_random_seed(opts.random_seed)
+  batch = _add_inputs(opts, loss_type, start_step)
+  # Created before the loss: the memory banks draw their shuffle from it.
+  global_step = tf.train.get_or_create_global_step()
+  output, devices, model_variables = _add_towers(
+      opts, batch[image_reader.IMAGE], loss.get_output_depth(opts))
+  with tf.device(devices[0]), tf.name_scope('loss'):
+    seg_loss, l2_loss = _add_loss(opts, loss, batch, output)
+    total_loss = seg_loss + l2_loss
+  learning_rate = get_poly_learning_rate(opts.learning_rate, global_step,
+                                         opts.num_steps, opts.power)
+  step_op, accumulate_op, zero_op = _add_train_ops(
+      opts, total_loss, learning_rate, global_step)
+  g = TrainGraph(
+      batch=batch, output=output, seg_loss=seg_loss, l2_loss=l2_loss,
+      total_loss=total_loss, learning_rate=learning_rate,
       global_step=global_step, step_op=step_op, accumulate_op=accumulate_op,
-      zero_op=zero_op, summary_op=summary_op,
-      model_variables=model_variables, num_devices=len(devices),
+      zero_op=zero_op, summary_op=None, model_variables=model_variables,
+      num_devices=len(devices),
       cpu_towers=opts.num_gpu > 1 and devices[0].startswith('/cpu'))
+  g.summary_op = _add_summaries(g, loss)
+  return g
 
 
 def _save(saver, sess, snapshot_dir, step):

@@ -9,7 +9,6 @@ import math
 
 import numpy as np
 import pytest
-import tensorflow.compat.v1 as tf
 
 from pyscripts.benchmark import benchmark_speed
 from seg_models import benchmarking
@@ -125,35 +124,6 @@ def test_end_to_end_tiny(tmp_path, monkeypatch):
   assert row['peak_rss_mb'] >= row['rss_before_search_mb'] > 100
   assert sorted(saved['goals']) == ['train_step_ratio_at_most_1.10',
                                     'votes_share_msc_below_0.10']
-
-
-def test_find_model_output_and_batch_in_the_training_graph(tmp_path):
-  """The lookups used to feed the cached batch find the right tensors."""
-  from seg_models import trainer
-  from utils import synthetic_data
-  synthetic_data.generate_dataset(
-      str(tmp_path), num_train=2, num_val=0, height=32, width=32,
-      num_classes=3, show_progress=False)
-  opts = trainer.TrainOptions(
-      data_dir=str(tmp_path), data_list=str(tmp_path / 'train.txt'),
-      input_size=(32, 32), batch_size=2, backbone='resnet_v1_50',
-      width_multiplier=1.0 / 16, embedding_dim=8, num_classes=3,
-      num_clusters=2, kmeans_iterations=1, iter_size=1,
-      snapshot_dir=str(tmp_path / 'snap'), show_progress=False)
-  graph = tf.Graph()
-  with graph.as_default():
-    trainer.build_train_graph(opts, trainer.LOSS_SEGSORT)
-  output = benchmarking.find_model_output(graph, 8)
-  assert output.get_shape().as_list() == [2, 4, 4, 8]
-  assert '/block5/' in output.name
-  batch = benchmarking.find_input_batch(graph)
-  shapes = sorted(tuple(t.get_shape().as_list()) for t in batch
-                  if t.get_shape().ndims == 4)
-  # Image, label, grid labels, locations at the crop size.
-  assert shapes == sorted([(2, 32, 32, 3), (2, 32, 32, 1), (2, 32, 32, 1),
-                           (2, 32, 32, 2)])
-  with pytest.raises(benchmarking.BenchmarkError, match='network output'):
-    benchmarking.find_model_output(graph, 5)
 
 
 def test_random_unit_vectors():

@@ -10,6 +10,7 @@ import tensorflow.compat.v1 as tf
 
 from pyscripts.train import train as train_softmax_script
 from pyscripts.train import train_segsort
+from seg_models import image_reader
 from seg_models import trainer
 from tests import tiny_data
 
@@ -72,33 +73,38 @@ def _opts(data_dir, snapshot_dir, **kw):
   return trainer.TrainOptions.from_args(args, **kw)
 
 
-def test_poly_learning_rate_and_softmax_loss():
+def test_poly_learning_rate():
   step = tf.placeholder(tf.int64, [])
   lr = trainer.get_poly_learning_rate(0.01, step, 100, 0.9)
-  logits = np.random.RandomState(0).randn(1, 2, 2, 3).astype(np.float32)
-  labels = np.array([[[0], [2]], [[255], [1]]], np.int32)[None]
-  loss = trainer.add_softmax_loss(tf.constant(logits), tf.constant(labels),
-                                  3, 255)
   with tf.Session() as sess:
     assert sess.run(lr, {step: 0}) == pytest.approx(0.01)
     assert sess.run(lr, {step: 50}) == pytest.approx(0.01 * 0.5**0.9)
     assert sess.run(lr, {step: 100}) == pytest.approx(0.0)
-    value = sess.run(loss)
-  flat, y = logits.reshape(-1, 3), labels.reshape(-1)
-  logp = flat - np.log(np.exp(flat).sum(1, keepdims=True))
-  expected = -np.mean([logp[i, y[i]] for i in range(4) if y[i] != 255])
-  assert value == pytest.approx(expected, rel=1e-5)
 
 
-def test_weight_decay_sums_conv_weights_only():
-  w = tf.get_variable('a/weights', initializer=np.ones([2, 2], np.float32))
-  tf.get_variable('a/biases', initializer=np.ones([2], np.float32))
-  tf.get_variable('a/BatchNorm/gamma', initializer=np.ones([2], np.float32))
-  decay = trainer.get_weight_decay_loss(0.1, tf.trainable_variables())
-  with tf.Session() as sess:
-    sess.run(tf.global_variables_initializer())
-    assert sess.run(decay) == pytest.approx(0.1 * 4 / 2)
-  del w
+@pytest.mark.parametrize('loss_type,depth,channels', [
+    (trainer.LOSS_SEGSORT, tiny_data.EMBEDDING_DIM, {
+        image_reader.LABEL: 1, image_reader.CLUSTER_LABEL: 1,
+        image_reader.LOCATION: 2}),
+    (trainer.LOSS_SOFTMAX, tiny_data.NUM_CLASSES, {image_reader.LABEL: 1}),
+])
+def test_train_graph_exposes_batch_and_output(tiny_dataset, tmp_path,
+                                              loss_type, depth, channels):
+  """The batch and the network output the loss reads, by name."""
+  opts = _opts(tiny_dataset, str(tmp_path / 'snap'), batch_size=2,
+               input_size=(32, 40))
+  g = trainer.build_train_graph(opts, loss_type)
+  shapes = {key: tensor.get_shape().as_list()
+            for key, tensor in g.batch.items()}
+  expected = {key: [2, 32, 40, c] for key, c in channels.items()}
+  expected.update({image_reader.IMAGE: [2, 32, 40, 3],
+                   image_reader.NAME: [2]})
+  assert shapes == expected
+  assert g.output.get_shape().as_list() == [2, 4, 5, depth]
+  assert '/block5/' in g.output.name
+  # The loss depends on the output, and on the batch through it.
+  assert tf.gradients(g.seg_loss, g.output)[0] is not None
+  assert tf.gradients(g.output, g.batch[image_reader.IMAGE])[0] is not None
 
 
 @pytest.mark.parametrize('script,extra', [
