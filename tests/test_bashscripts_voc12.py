@@ -6,8 +6,9 @@ Three kinds of runs, all through `bash` as a user runs them:
   the outputs must exist and the benchmark's numbers must equal a NumPy
   recomputation from the written predictions.
 - A dry run of the full pipeline: PYTHON points to a stand-in that records
-  its command line, so the real settings (batch 8, 336x336, 30k steps, ...)
-  are checked against SPEC without training anything.
+  its command line, so every setting of every step is checked against the
+  original recipes (tests/original_recipes.py, each value with its source
+  line) without training anything.
 - No data: the script stops at once with a message naming what is missing
   and how to build it, before any Python starts.
 """
@@ -21,6 +22,8 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
+
+from tests import original_recipes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT_DIR = os.path.join(ROOT, 'bashscripts', 'voc12')
@@ -161,9 +164,8 @@ def test_smoke_supervised(tmp_path, script, num_gpu):
   assert config2['not_restore_classifier'] == 'False'
   assert config2['restore_from'] == os.path.join(
       stage1, 'model.ckpt-%d' % SMOKE_STEPS)
-  if num_gpu == 1:
-    assert float(config2['learning_rate']) == pytest.approx(
-        float(config1['learning_rate']) / 10)
+  assert float(config2['learning_rate']) == pytest.approx(
+      float(config1['learning_rate']) / 10)
   _check_prototypes(os.path.join(stage1, 'results', 'train+', 'prototypes'),
                     SMOKE_TRAIN)
   _check_prototypes(os.path.join(stage2, 'results', 'train', 'prototypes'),
@@ -261,156 +263,76 @@ def _dry_run(script, tmp_path):
   return calls, dataroot, lists, ckpt
 
 
-def _check_train(flags, batch, size, steps, lr, data_list, restore_from,
-                 restore_classifier):
-  assert flags['batch_size'] == batch
-  assert flags['input_size'] == size
-  assert flags['num_steps'] == steps
-  assert float(flags['learning_rate']) == pytest.approx(lr)
-  assert float(flags['weight_decay']) == pytest.approx(5e-4)
-  assert float(flags['concentration']) == 10
-  assert flags['embedding_dim'] == '32'
-  assert flags['num_classes'] == '21'
-  assert flags['iter_size'] == '1'
-  assert flags['data_list'] == data_list
-  assert flags['restore_from'] == restore_from
-  assert flags['backbone'] == 'resnet_v1_101'
-  assert flags['backbone_variant'] == 'original'
-  assert float(flags['width_multiplier']) == 1.0
-  for flag in ('random_mirror', 'random_scale', 'random_crop', 'is_training'):
-    assert flags[flag] is True
-  assert ('not_restore_classifier' in flags) == (not restore_classifier)
+def _format(value, context):
+  return value.format(**context) if isinstance(value, str) else value
 
 
-def _check_segsort(flags, banks=True):
-  if banks:
-    assert flags['num_banks'] == '2'
-  assert flags['num_clusters'] == '5'
-  assert flags['kmeans_iterations'] == '10'
+def _same_value(actual, expected):
+  if actual == expected:
+    return True
+  try:  # 2e-3 and 0.002 are the same learning rate.
+    return float(actual) == pytest.approx(float(expected), rel=1e-12)
+  except (TypeError, ValueError):
+    return False
 
 
-def _check_inference(flags, data_list, restore_from, prototype_dir, k,
-                     multi_scale):
-  assert flags['data_list'] == data_list
-  assert flags['restore_from'] == restore_from
-  assert flags['prototype_dir'] == prototype_dir
-  assert flags['k_in_nearest_neighbors'] == k
-  assert flags['strides'] == '320,320'
-  assert flags['input_size'] == ('480,480' if multi_scale else '720,720')
-  assert ('flip_aug' in flags) == ('scale_aug' in flags) == multi_scale
-  assert flags['backbone_variant'] == 'original'
-  _check_segsort(flags, banks=False)
-
-
-def _check_prototype_step(flags, data_list, restore_from):
-  assert flags['data_list'] == data_list
-  assert flags['restore_from'] == restore_from
-  assert flags['input_size'] == '480,480'
-  assert flags['strides'] == '320,320'
-  assert flags['ignore_label'] == '255'
-  _check_segsort(flags, banks=False)
-  return os.path.join(flags['save_dir'], 'prototypes')
-
-
-def _check_benchmark(flags, dataroot, save_dir):
-  assert flags['pred_dir'] == save_dir + '/gray/'
-  assert flags['gt_dir'] == dataroot + '/VOCdevkit/VOC2012/segcls/'
-  assert flags['num_classes'] == '21'
-  assert flags['allow_extra_gt'] is True
-
-
-def test_full_pipeline_settings_train_segsort(tmp_path):
-  """SPEC: stage 1 on train+ (batch 8, 336x336, 30k steps, lr 2e-3, ...),
-  prototypes of train+, single scale at 720; stage 2 on train at 2e-4 from
-  stage 1, prototypes of train, single and multi-scale; benchmarks."""
-  calls, dataroot, lists, ckpt = _dry_run('train_segsort.sh', tmp_path)
+def _check_against_original(script, tmp_path):
+  """Runs the recipe dry and compares every step with the original's."""
+  calls, dataroot, lists, ckpt = _dry_run(script, tmp_path)
+  expected = original_recipes.RECIPES[script]
   assert [c[0] for c in calls] == [
-      'train_segsort.py', 'extract_prototypes.py', 'inference_segsort.py',
-      'benchmark_by_mIoU.py', 'train_segsort.py', 'extract_prototypes.py',
-      'inference_segsort.py', 'inference_segsort_msc.py',
-      'benchmark_by_mIoU.py', 'benchmark_by_mIoU.py']
-  (_, train1), (_, proto1), (_, infer1), (_, bench1) = calls[:4]
-  (_, train2), (_, proto2), (_, infer2), (_, msc2) = calls[4:8]
-  stage1, stage2 = train1['snapshot_dir'], train2['snapshot_dir']
-  assert stage1.startswith(str(tmp_path / 'snapshots' / 'voc12' / 'segsort'))
-  assert stage1.endswith('/stage1') and stage2.endswith('/stage2')
-  ckpt1 = stage1 + '/model.ckpt-30000'
-  _check_train(train1, '8', '336,336', '30000', 2e-3,
-               lists + '/train+.txt', ckpt, restore_classifier=False)
-  _check_train(train2, '8', '336,336', '30000', 2e-4,
-               lists + '/train.txt', ckpt1, restore_classifier=True)
-  for flags in (train1, train2):
-    _check_segsort(flags)
-  prototypes1 = _check_prototype_step(proto1, lists + '/train+.txt', ckpt1)
-  prototypes2 = _check_prototype_step(proto2, lists + '/train.txt',
-                                      stage2 + '/model.ckpt-30000')
-  _check_inference(infer1, lists + '/val.txt', ckpt1, prototypes1, '15',
-                   multi_scale=False)
-  _check_inference(infer2, lists + '/val.txt', stage2 + '/model.ckpt-30000',
-                   prototypes2, '15', multi_scale=False)
-  _check_inference(msc2, lists + '/val.txt', stage2 + '/model.ckpt-30000',
-                   prototypes2, '15', multi_scale=True)
-  _check_benchmark(bench1, dataroot, infer1['save_dir'])
-  _check_benchmark(calls[8][1], dataroot, infer2['save_dir'])
-  _check_benchmark(calls[9][1], dataroot, msc2['save_dir'])
-  assert infer2['save_dir'] != msc2['save_dir']
+      name or c[0] for (name, _), c in zip(expected, calls)], calls
+  assert len(calls) == len(expected)
+  first_train = next(flags for name, flags in calls if name.startswith(
+      'train_segsort'))
+  snap = first_train['snapshot_dir']
+  if snap.endswith('/stage1'):
+    snap = snap[:-len('/stage1')]
+  assert snap.startswith(str(tmp_path / 'snapshots' / 'voc12'))
+  context = dict(data=dataroot + '/VOCdevkit', lists=lists, ckpt=ckpt,
+                 snap=snap)
+  for (name, flags), (original_name, settings) in zip(calls, expected):
+    if original_name is None:
+      continue  # A step new here.
+    for flag, setting in settings.items():
+      want = _format(setting.expected, context)
+      where = '%s %s: original %s%s' % (
+          name, flag, setting.source,
+          '' if setting.now is original_recipes.SAME else
+          ', passed here: %r (%s)' % (setting.now, setting.why))
+      if want is None:
+        assert flag not in flags, where
+      else:
+        assert _same_value(flags.get(flag), want), (where, flags.get(flag))
+    for flag in set(flags) - set(settings):
+      assert flag in original_recipes.NEW_FLAGS, (name, flag)
+      want = original_recipes.NEW_FLAGS[flag]
+      if flag == 'output_json':
+        want = want.format(save_dir=flags['pred_dir'].rstrip('/')[
+            :-len('/gray')])
+      assert _same_value(flags[flag], want), (name, flag, flags[flag])
+  return calls, dataroot, lists
 
 
-def test_full_pipeline_settings_train_segsort_mgpu(tmp_path):
-  """SPEC: batch 16 at 480x480, 100k + 30k steps, k 21, several GPUs."""
-  calls, dataroot, lists, ckpt = _dry_run('train_segsort_mgpu.sh', tmp_path)
-  assert [c[0] for c in calls] == [
-      'train_segsort_mgpu.py', 'extract_prototypes.py',
-      'inference_segsort.py', 'benchmark_by_mIoU.py',
-      'train_segsort_mgpu.py', 'extract_prototypes.py',
-      'inference_segsort_msc.py', 'benchmark_by_mIoU.py']
-  (_, train1), (_, proto1), (_, infer1), (_, bench1) = calls[:4]
-  (_, train2), (_, proto2), (_, msc2), (_, bench2) = calls[4:]
-  stage1, stage2 = train1['snapshot_dir'], train2['snapshot_dir']
-  ckpt1, ckpt2 = stage1 + '/model.ckpt-100000', stage2 + '/model.ckpt-30000'
-  _check_train(train1, '16', '480,480', '100000', 2e-3,
-               lists + '/train+.txt', ckpt, restore_classifier=False)
-  _check_train(train2, '16', '480,480', '30000', 2e-3,
-               lists + '/train.txt', ckpt1, restore_classifier=True)
-  for flags in (train1, train2):
-    _check_segsort(flags)
-    # The original's 4 towers of 4 images (its fifth GPU held the loss).
-    assert flags['num_gpu'] == '4'
-    assert int(flags['batch_size']) % int(flags['num_gpu']) == 0
-  assert train1['save_pred_every'] == '100000'
-  assert train2['save_pred_every'] == '10000'
-  prototypes1 = _check_prototype_step(proto1, lists + '/train+.txt', ckpt1)
-  prototypes2 = _check_prototype_step(proto2, lists + '/train.txt', ckpt2)
-  _check_inference(infer1, lists + '/val.txt', ckpt1, prototypes1, '21',
-                   multi_scale=False)
-  _check_inference(msc2, lists + '/val.txt', ckpt2, prototypes2, '21',
-                   multi_scale=True)
-  _check_benchmark(bench1, dataroot, infer1['save_dir'])
-  _check_benchmark(bench2, dataroot, msc2['save_dir'])
-
-
-def test_full_pipeline_settings_train_segsort_unsup(tmp_path):
-  """SPEC: oversegmentation of train+, batch 8 at 336x336, 10k steps, lr
-  2e-3, prototypes of train+, multi-scale inference with k 15."""
-  calls, dataroot, lists, ckpt = _dry_run('train_segsort_unsup.sh', tmp_path)
-  assert [c[0] for c in calls] == [
-      'make_oversegmentation.py', 'train_segsort_unsup.py',
-      'extract_prototypes.py', 'inference_segsort_msc.py',
-      'benchmark_by_mIoU.py']
-  (_, overseg), (_, train), (_, proto), (_, msc), (_, bench) = calls
-  assert overseg['data_list'] == lists + '/train+.txt'
-  assert overseg['data_dir'] == dataroot + '/VOCdevkit/'
-  assert 'overwrite' not in overseg
-  snapshot_dir = train['snapshot_dir']
-  assert snapshot_dir.startswith(
-      str(tmp_path / 'snapshots' / 'voc12' / 'unsup_segsort'))
-  _check_train(train, '8', '336,336', '10000', 2e-3, lists + '/train+.txt',
-               ckpt, restore_classifier=False)
-  prototypes = _check_prototype_step(proto, lists + '/train+.txt',
-                                     snapshot_dir + '/model.ckpt-10000')
-  _check_inference(msc, lists + '/val.txt', snapshot_dir + '/model.ckpt-10000',
-                   prototypes, '15', multi_scale=True)
-  _check_benchmark(bench, dataroot, msc['save_dir'])
+@pytest.mark.parametrize('script', SCRIPTS)
+def test_full_pipeline_settings_are_the_originals(tmp_path, script):
+  """Every step the recipe runs by default, every flag it passes: the
+  original recipe's value (tests/original_recipes.py cites each one by
+  file:line), or a difference README lists; flags new here have fixed
+  values."""
+  calls, dataroot, lists = _check_against_original(script, tmp_path)
+  # The run above sets them; by default they are the original's paths.
+  text = open(os.path.join(SCRIPT_DIR, script)).read()
+  assert 'LIST_DIR=${LIST_DIR:-dataset/voc12}\n' in text
+  assert ('IMAGENET_CKPT=${IMAGENET_CKPT-snapshots/imagenet/trained/'
+          'resnet_v1_101.ckpt}\n') in text
+  if script == 'train_segsort_unsup.sh':
+    # The masks of train+ are made first (and existing ones kept).
+    name, overseg = calls[0]
+    assert name == 'make_oversegmentation.py'
+    assert overseg['data_list'] == lists + '/train+.txt'
+    assert overseg['data_dir'] == dataroot + '/VOCdevkit/'
+    assert 'overwrite' not in overseg
 
 
 def test_toggles_skip_steps(tmp_path):

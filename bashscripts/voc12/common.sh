@@ -158,10 +158,10 @@ infer_multi_scale() {
 #   CHECKPOINT on LIST_DIR/INFERENCE_SPLIT.txt; each pixel takes the label
 #   of its segment's K_IN_NEAREST_NEIGHBORS nearest prototypes in
 #   PROTOTYPE_DIR. Writes SAVE_DIR/gray/ (label PNGs) and SAVE_DIR/color/
-#   (VOC colours are the default colormap).
+#   (painted with COLORMAP).
 #   Reads: PYTHON, DATA_DIR, LIST_DIR, INFERENCE_SPLIT, INFERENCE_STRIDES,
-#   BACKBONE, BACKBONE_VARIANT, WIDTH_MULTIPLIER, NUM_CLASSES, EMBEDDING_DIM,
-#   NUM_CLUSTERS, KMEANS_ITERATIONS, K_IN_NEAREST_NEIGHBORS.
+#   COLORMAP, BACKBONE, BACKBONE_VARIANT, WIDTH_MULTIPLIER, NUM_CLASSES,
+#   EMBEDDING_DIM, NUM_CLUSTERS, KMEANS_ITERATIONS, K_IN_NEAREST_NEIGHBORS.
 _infer() {
   local inference_py=$1 input_size=$2 checkpoint=$3 prototype_dir=$4
   local save_dir=$5
@@ -172,6 +172,7 @@ _infer() {
     --input_size "${input_size}" \
     --strides "${INFERENCE_STRIDES}" \
     --restore_from "${checkpoint}" \
+    --colormap "${COLORMAP}" \
     --backbone "${BACKBONE}" \
     --backbone_variant "${BACKBONE_VARIANT}" \
     --width_multiplier "${WIDTH_MULTIPLIER}" \

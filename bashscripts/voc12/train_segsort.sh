@@ -62,11 +62,12 @@ UPDATE_TB_EVERY=50
 
 # Inference: prototypes and multi-scale inference slide an
 # INFERENCE_INPUT_SIZE window; single-scale inference pads the whole image to
-# SS_INPUT_SIZE.
+# SS_INPUT_SIZE. Predictions are painted with COLORMAP (the VOC palette).
 INFERENCE_INPUT_SIZE=480,480
 INFERENCE_STRIDES=320,320
 SS_INPUT_SIZE=720,720
 INFERENCE_SPLIT=val
+COLORMAP=misc/colormapvoc.mat
 
 # SegSort hyper-parameters.
 CONCENTRATION=10
@@ -156,7 +157,7 @@ if [ "${IS_PROTOTYPE_1}" = 1 ]; then
     "${SNAPSHOT_DIR}/stage1/results/train+"
 fi
 
-# Stage 1: single-scale inference (VOC colours are the default colormap).
+# Stage 1: single-scale inference.
 if [ "${IS_INFERENCE_1}" = 1 ]; then
   infer_single_scale "${SNAPSHOT_DIR}/stage1/model.ckpt-${NUM_STEPS_1}" \
     "${SNAPSHOT_DIR}/stage1/results/train+/prototypes" \

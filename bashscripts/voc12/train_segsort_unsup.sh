@@ -58,10 +58,12 @@ LEARNING_RATE=2e-3
 UPDATE_TB_EVERY=50
 
 # Inference: prototypes and multi-scale inference slide an
-# INFERENCE_INPUT_SIZE window.
+# INFERENCE_INPUT_SIZE window. Predictions are painted with COLORMAP (the VOC
+# palette).
 INFERENCE_INPUT_SIZE=480,480
 INFERENCE_STRIDES=320,320
 INFERENCE_SPLIT=val
+COLORMAP=misc/colormapvoc.mat
 
 # SegSort hyper-parameters (training has no k-means and no memory banks:
 # the oversegmentation gives the segments).
@@ -143,8 +145,7 @@ if [ "${IS_PROTOTYPE}" = 1 ]; then
     "${SNAPSHOT_DIR}/results/train+"
 fi
 
-# Multi-scale inference (scales 0.5 to 1.75 and flips; VOC colours are the
-# default colormap).
+# Multi-scale inference (scales 0.5 to 1.75 and flips).
 if [ "${IS_INFERENCE_MSC}" = 1 ]; then
   infer_multi_scale "${SNAPSHOT_DIR}/model.ckpt-${NUM_STEPS}" \
     "${SNAPSHOT_DIR}/results/train+/prototypes" \
