@@ -1,6 +1,8 @@
 """The VOC 2012 pipelines in bashscripts/voc12.
 
-Three kinds of runs, all through `bash` as a user runs them:
+Three kinds of runs, as a user starts them: with `bash`, or sourced from
+the user's shell (the original README's usage), which must keep its options,
+directory, variables and functions, and see the recipe's status:
 
 - SMOKE=1: every step on a tiny synthetic dataset (the scripts generate it);
   the outputs must exist and the benchmark's numbers must equal a NumPy
@@ -10,11 +12,14 @@ Three kinds of runs, all through `bash` as a user runs them:
   original recipes (tests/original_recipes.py, each value with its source
   line) without training anything.
 - No data: the script stops at once with a message naming what is missing
-  and how to build it, before any Python starts.
+  and how to build it, before any Python starts; sourced, the caller's next
+  line runs.
 """
+import collections
 import glob
 import json
 import os
+import shlex
 import stat
 import subprocess
 import sys
@@ -42,14 +47,82 @@ SCRIPT_ENV = ('DATAROOT', 'LIST_DIR', 'SNAPSHOT_ROOT', 'IMAGENET_CKPT',
               'PYTHON', 'SMOKE', 'SMOKE_DIR')
 
 
-def _run(script, timeout, **env_vars):
+def _clean_env():
   env = {k: v for k, v in os.environ.items()
          if k not in SCRIPT_ENV and not k.startswith('IS_')}
   env['TF_CPP_MIN_LOG_LEVEL'] = '2'
+  return env
+
+
+def _run(script, timeout, **env_vars):
+  """Runs `bash bashscripts/voc12/SCRIPT` with env_vars in its environment."""
+  env = _clean_env()
   env.update(env_vars)
   return subprocess.run(['bash', os.path.join(SCRIPT_DIR, script)],
                         env=env, capture_output=True, text=True,
                         timeout=timeout)
+
+
+# The callers that source a recipe: (shell options, folder to cd to, how to
+# source). One without options, in the repository's bashscripts/ folder,
+# naming the recipe by a relative path; one under the strict options a
+# careful script starts with (where a failing plain `source` would end the
+# caller by its own choice, hence `|| status=$?`), outside the repository.
+# Neither sits at the repository root, the recipe's own working directory.
+CALLERS = {
+    'plain': ('', os.path.join(ROOT, 'bashscripts'),
+              'source voc12/{script}\nstatus=$?'),
+    'strict': ('set -euo pipefail', None,
+               'status=0\nsource %s/{script} || status=$?' % SCRIPT_DIR),
+}
+
+Sourced = collections.namedtuple(
+    'Sourced', 'status stdout stderr options_kept cwd_kept leaked')
+
+
+def _source(script, tmp_path, timeout, caller='plain', **settings):
+  """Sources the recipe from a caller bash script, as the original README.
+
+  The caller (see CALLERS; None: a folder of its own under tmp_path) sets
+  `settings` as plain shell variables (not exported), plus BATCH_SIZE=99
+  and a check_inputs function of its own, which the recipe must leave
+  alone.
+
+  Returns:
+    A Sourced: the status of `source`, the output, whether the caller's
+    `set -o` and working directory are those it had before, and what of
+    the caller's own variable and function changed (empty when nothing).
+  """
+  options, folder, source = CALLERS[caller]
+  state = tmp_path / ('caller_' + caller)
+  state.mkdir()
+  lines = [options, 'cd %s' % shlex.quote(folder or str(state)),
+           'BATCH_SIZE=99',
+           'check_inputs() { echo mine; }']
+  lines += ['%s=%s' % (k, shlex.quote(v)) for k, v in settings.items()]
+  lines += ['set -o > %s/options_before' % state,
+            'pwd > %s/cwd_before' % state,
+            source.format(script=script),
+            'set -o > %s/options_after' % state,
+            'pwd > %s/cwd_after' % state,
+            'echo "leaked: batch_size=${BATCH_SIZE} check_inputs=$('
+            'check_inputs)"',
+            'echo "status of source: ${status}"']
+  caller_path = state / 'caller.sh'
+  caller_path.write_text('\n'.join(lines) + '\n')
+  result = subprocess.run(['bash', str(caller_path)], cwd=str(state),
+                          env=_clean_env(), capture_output=True, text=True,
+                          timeout=timeout)
+  assert result.returncode == 0, result.stderr[-3000:]
+  tail = result.stdout.rstrip('\n').split('\n')[-2:]
+  assert tail[1].startswith('status of source: '), result.stdout[-2000:]
+  leaked = tail[0] != 'leaked: batch_size=99 check_inputs=mine'
+
+  def same(name):
+    return ((state / (name + '_before')).read_text() ==
+            (state / (name + '_after')).read_text())
+  return Sourced(int(tail[1].split(': ')[1]), result.stdout, result.stderr,
+                 same('options'), same('cwd'), tail[0] if leaked else '')
 
 
 def _read_config(snapshot_dir):
@@ -124,16 +197,23 @@ def _only_dir(pattern):
   return found[0]
 
 
-def _run_smoke(script, tmp_path):
-  result = _run(script, timeout=600, SMOKE='1', SMOKE_DIR=str(tmp_path),
-                PYTHON=sys.executable)
-  assert result.returncode == 0, (result.stdout[-2000:] +
-                                  result.stderr[-4000:])
-  data_dir = os.path.join(str(tmp_path), 'data', 'VOCdevkit')
+def _run_smoke(script, tmp_path, sourced=False):
+  """Runs the recipe with SMOKE=1 (sourced: from a caller's shell)."""
+  settings = dict(SMOKE='1', SMOKE_DIR=str(tmp_path / 'smoke'),
+                  PYTHON=sys.executable)
+  if sourced:
+    run = _source(script, tmp_path, timeout=600, **settings)
+    assert run.status == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    assert run.options_kept and run.cwd_kept and not run.leaked, run
+  else:
+    run = _run(script, timeout=600, **settings)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+  smoke_dir = str(tmp_path / 'smoke')
+  data_dir = os.path.join(smoke_dir, 'data', 'VOCdevkit')
   gt_dir = os.path.join(data_dir, 'VOC2012', 'segcls')
   for split, count in (('train+', SMOKE_TRAIN), ('train', SMOKE_TRAIN),
                        ('val', SMOKE_VAL)):
-    lines = open(os.path.join(str(tmp_path), 'lists',
+    lines = open(os.path.join(smoke_dir, 'lists',
                               split + '.txt')).read().split('\n')[:-1]
     assert len(lines) == count
     for line in lines:  # the format make_voc_lists.py writes
@@ -149,7 +229,8 @@ def _run_smoke(script, tmp_path):
 def test_smoke_supervised(tmp_path, script, num_gpu):
   """Both stages: checkpoints, configs, prototypes, predictions, mIoU."""
   gt_dir = _run_smoke(script, tmp_path)
-  snapshot_dir = _only_dir(os.path.join(str(tmp_path), 'snapshots', 'voc12',
+  smoke_dir = str(tmp_path / 'smoke')
+  snapshot_dir = _only_dir(os.path.join(smoke_dir, 'snapshots', 'voc12',
                                         'segsort', 'segsort_pspnet_*'))
   stage1 = os.path.join(snapshot_dir, 'stage1')
   stage2 = os.path.join(snapshot_dir, 'stage2')
@@ -183,16 +264,21 @@ def test_smoke_supervised(tmp_path, script, num_gpu):
 
 
 def test_smoke_unsupervised(tmp_path):
-  """Masks, checkpoint, prototypes, multi-scale predictions, mIoU."""
-  gt_dir = _run_smoke('train_segsort_unsup.sh', tmp_path)
-  hed_dir = os.path.join(str(tmp_path), 'data', 'VOCdevkit', 'VOC2012', 'hed')
+  """Masks, checkpoint, prototypes, multi-scale predictions, mIoU.
+
+  Sourced from a caller's shell (the supervised recipes run with bash; each
+  recipe runs both ways in test_smoke_sourced_runs_what_bash_runs).
+  """
+  gt_dir = _run_smoke('train_segsort_unsup.sh', tmp_path, sourced=True)
+  smoke_dir = str(tmp_path / 'smoke')
+  hed_dir = os.path.join(smoke_dir, 'data', 'VOCdevkit', 'VOC2012', 'hed')
   masks = sorted(os.listdir(hed_dir))
   assert masks == ['train_%06d.png' % i for i in range(SMOKE_TRAIN)]
   for name in masks:
     mask = np.array(Image.open(os.path.join(hed_dir, name)))
     assert mask.shape == (SMOKE_HEIGHT, SMOKE_WIDTH) and mask.dtype == np.uint8
   snapshot_dir = _only_dir(os.path.join(
-      str(tmp_path), 'snapshots', 'voc12', 'unsup_segsort',
+      smoke_dir, 'snapshots', 'voc12', 'unsup_segsort',
       'unsup_segsort_pspnet_*'))
   _check_checkpoint(snapshot_dir)
   config = _read_config(snapshot_dir)
@@ -204,19 +290,22 @@ def test_smoke_unsupervised(tmp_path):
       os.path.join(snapshot_dir, 'results', 'val'), gt_dir)
 
 
-def _write_recorder(path, log_path):
+def _write_recorder(path, log_path, run=()):
   """A stand-in for python: logs its argv as one JSON line, and creates
-  SAVE_DIR/gray for inference steps, so that the benchmark step finds it."""
+  SAVE_DIR/gray for inference steps, so that the benchmark step finds it.
+  The scripts named in `run` (file names) run for real after logging."""
   with open(path, 'w') as f:
     f.write('#!%s\n' % sys.executable)
     f.write('import json, os, sys\n'
             'args = sys.argv[1:]\n'
             'with open(%r, "a") as f:\n'
             '  f.write(json.dumps(args) + "\\n")\n'
+            'if os.path.basename(args[0]) in %r:\n'
+            '  os.execv(sys.executable, [sys.executable] + args)\n'
             'if "--save_dir" in args:\n'
             '  save_dir = args[args.index("--save_dir") + 1]\n'
             '  os.makedirs(os.path.join(save_dir, "gray"), exist_ok=True)\n'
-            % log_path)
+            % (log_path, tuple(run)))
   os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR)
 
 
@@ -351,27 +440,77 @@ def test_toggles_skip_steps(tmp_path):
   assert called == ['extract_prototypes.py', 'inference_segsort_msc.py']
 
 
+@pytest.mark.parametrize('way', ['bash', 'plain', 'strict'])
 @pytest.mark.parametrize('script', SCRIPTS)
-def test_fails_fast_without_data(tmp_path, script):
-  """No DATAROOT, no lists: exit 1 with the fix, and no Python started."""
+def test_fails_fast_without_data(tmp_path, script, way):
+  """No DATAROOT, no lists: status 1 with the fix, and no Python started.
+
+  Run with bash, or sourced from a caller's shell (plain, or under `set
+  -euo pipefail`): the caller's next line runs and sees status 1; its
+  options, directory, variables and functions are those it had.
+  """
   marker = tmp_path / 'python_was_called'
   fake_python = tmp_path / 'python'
   fake_python.write_text('#!/bin/sh\ntouch %s\n' % marker)
   fake_python.chmod(0o755)
   dataroot = str(tmp_path / 'no_such_datasets')
   lists = str(tmp_path / 'no_lists')
-  result = _run(script, timeout=30, DATAROOT=dataroot, LIST_DIR=lists,
-                SNAPSHOT_ROOT=str(tmp_path / 'snapshots'),
-                IMAGENET_CKPT=str(tmp_path / 'no.ckpt'),
-                PYTHON=str(fake_python))
-  assert result.returncode == 1
-  message = result.stderr
+  settings = dict(DATAROOT=dataroot, LIST_DIR=lists,
+                  SNAPSHOT_ROOT=str(tmp_path / 'snapshots'),
+                  IMAGENET_CKPT=str(tmp_path / 'no.ckpt'),
+                  PYTHON=str(fake_python))
+  if way == 'bash':
+    result = _run(script, timeout=30, **settings)
+    status, message = result.returncode, result.stderr
+  else:
+    run = _source(script, tmp_path, timeout=30, caller=way, **settings)
+    status, message = run.status, run.stderr
+    assert run.options_kept and run.cwd_kept and not run.leaked, run
+  assert status == 1
+  # Named by the recipe's own file name, however it was started.
+  assert message.startswith('error: %s: nothing was run, missing:' % script)
   assert dataroot + '/VOCdevkit' in message
   assert lists + '/train+.txt' in message and lists + '/val.txt' in message
   assert str(tmp_path / 'no.ckpt') in message
   assert 'make_voc_lists.py' in message and 'README' in message
+  assert 'bash bashscripts/voc12/%s' % script in message
   assert not marker.exists()
   assert not (tmp_path / 'snapshots').exists()
+
+
+@pytest.mark.parametrize('script', SCRIPTS)
+def test_smoke_sourced_runs_what_bash_runs(tmp_path, script):
+  """SMOKE=1 sourced and run with bash: the same steps with the same flags.
+
+  Python is the recorder here, except for the synthetic dataset, made for
+  real; the steps themselves run in test_smoke_supervised (with bash) and
+  test_smoke_unsupervised (sourced).
+  """
+  calls = {}
+  for way in ('bash', 'source'):
+    folder = tmp_path / way
+    folder.mkdir()
+    log = str(folder / 'calls.jsonl')
+    recorder = str(folder / 'python')
+    _write_recorder(recorder, log, run=('make_synthetic_dataset.py',))
+    settings = dict(SMOKE='1', SMOKE_DIR=str(folder / 'smoke'),
+                    PYTHON=recorder)
+    if way == 'bash':
+      result = _run(script, timeout=120, **settings)
+      assert result.returncode == 0, result.stderr[-3000:]
+    else:
+      run = _source(script, folder, timeout=120, **settings)
+      assert run.status == 0, run.stderr[-3000:]
+      assert run.options_kept and run.cwd_kept and not run.leaked, run
+    calls[way] = [json.loads(line) for line in open(log)]
+  bash_dir = str(tmp_path / 'bash' / 'smoke')
+  sourced_dir = str(tmp_path / 'source' / 'smoke')
+  assert calls['source'] == [[arg.replace(bash_dir, sourced_dir)
+                              for arg in argv] for argv in calls['bash']]
+  names = [os.path.basename(argv[0]) for argv in calls['bash']]
+  assert names[0] == 'make_synthetic_dataset.py'
+  assert names[-1] == 'benchmark_by_mIoU.py'
+  assert len(names) == 1 + len(original_recipes.RECIPES[script])
 
 
 def test_fails_fast_names_only_what_is_missing(tmp_path):

@@ -36,21 +36,6 @@ _TRAINING = {
         'save_pred_every': (10000, 84), 'update_tb_every': (20, 86),
         'snapshot_dir': ('', 88), 'not_restore_classifier': (False, 90),
     },
-    'train_segsort_mgpu.py': {
-        'batch_size': (1, 31), 'data_dir': ('', 33), 'ignore_label': (255, 37),
-        'input_size': ('336,336', 39), 'random_seed': (1234, 41),
-        'is_training': (False, 46), 'use_global_status': (False, 48),
-        'learning_rate': (2.5e-4, 50), 'power': (0.9, 52),
-        'momentum': (0.9, 54), 'weight_decay': (5e-4, 56),
-        'num_classes': (21, 58), 'num_steps': (20000, 60),
-        'iter_size': (10, 62), 'random_mirror': (False, 64),
-        'random_crop': (False, 66), 'random_scale': (False, 68),
-        'embedding_dim': (32, 71), 'concentration': (10.0, 73),
-        'num_clusters': (5, 75), 'kmeans_iterations': (10, 77),
-        'num_banks': (2, 79), 'restore_from': ('', 82),
-        'save_pred_every': (10000, 84), 'update_tb_every': (20, 86),
-        'snapshot_dir': ('', 88), 'not_restore_classifier': (False, 90),
-    },
     'train_segsort_unsup.py': {
         'batch_size': (1, 32), 'data_dir': ('', 34), 'ignore_label': (255, 38),
         'input_size': ('336,336', 40), 'random_seed': (1234, 42),
@@ -66,6 +51,13 @@ _TRAINING = {
         'not_restore_classifier': (False, 83),
     },
 }
+
+# The same flags and lines as train_segsort.py from --is_training on.
+_TRAINING['train_segsort_mgpu.py'] = dict(_TRAINING['train_segsort.py'], **{
+    'batch_size': (1, 31), 'data_dir': ('', 33), 'ignore_label': (255, 37),
+    'input_size': ('336,336', 39), 'random_seed': (1234, 41),
+    'learning_rate': (2.5e-4, 50),
+})
 
 _INFERENCE = {
     'extract_prototypes.py': {
