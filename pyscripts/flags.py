@@ -12,6 +12,12 @@ from seg_models import models
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# Default --input_size and --strides of the SegSort inference scripts
+# (extract_prototypes.py, inference_segsort.py, inference_segsort_msc.py):
+# one 512x512 window per image up to that size. The VOC recipes pass their
+# own (480,480 / 320,320 windows, 720,720 single scale).
+SEGSORT_INFERENCE_WINDOW = '512,512'
+
 
 def _int_pair(text):
   """Parses 'H,W' into (H, W)."""
@@ -137,10 +143,10 @@ def add_segsort_flags(parser):
   return group
 
 
-def add_training_flags(parser, num_gpu=1):
+def add_training_flags(parser, num_gpu=1, learning_rate=1e-3):
   group = parser.add_argument_group('training')
-  group.add_argument('--learning_rate', type=_positive_float, default=1e-3,
-                     help='Base learning rate.')
+  group.add_argument('--learning_rate', type=_positive_float,
+                     default=learning_rate, help='Base learning rate.')
   group.add_argument('--power', type=float, default=0.9,
                      help='Decay for poly learning rate policy.')
   group.add_argument('--momentum', type=float, default=0.9,
@@ -173,9 +179,9 @@ def add_training_flags(parser, num_gpu=1):
   return group
 
 
-def add_inference_flags(parser):
+def add_inference_flags(parser, strides='320,320'):
   group = parser.add_argument_group('inference')
-  group.add_argument('--strides', type=_int_pair, default='320,320',
+  group.add_argument('--strides', type=_int_pair, default=strides,
                      help='Comma-separated H,W strides of the sliding window.')
   group.add_argument('--colormap', type=str, default='',
                      help='Colormap (.mat or .npy); VOC colours by default.')
@@ -228,22 +234,35 @@ def add_prediction_flags(parser):
   return group
 
 
-def add_segsort_inference_flags(parser, input_size):
+def add_segsort_inference_flags(parser, input_size=SEGSORT_INFERENCE_WINDOW,
+                                strides=SEGSORT_INFERENCE_WINDOW):
   """Every flag of a SegSort kNN inference script."""
   add_data_flags(parser, input_size=input_size)
   add_model_flags(parser)
   add_segsort_flags(parser)
-  add_inference_flags(parser)
+  add_inference_flags(parser, strides=strides)
   add_knn_flags(parser)
   add_prediction_flags(parser)
 
 
-def get_training_arguments(description, argv=None, segsort=True, num_gpu=1):
-  """Parses the flags of a training script (SegSort flags if segsort)."""
+def get_training_arguments(description, argv=None, segsort=True, num_gpu=1,
+                           learning_rate=1e-3):
+  """Parses the flags of a training script (SegSort flags if segsort).
+
+  Args:
+    description: the script's --help text.
+    argv: the arguments (None: sys.argv[1:]).
+    segsort: whether to add the SegSort flags.
+    num_gpu: the script's default --num_gpu.
+    learning_rate: the script's default --learning_rate.
+
+  Returns:
+    The parsed arguments (argparse.Namespace).
+  """
   parser = get_parser(description)
   add_data_flags(parser)
   add_model_flags(parser)
   if segsort:
     add_segsort_flags(parser)
-  add_training_flags(parser, num_gpu=num_gpu)
+  add_training_flags(parser, num_gpu=num_gpu, learning_rate=learning_rate)
   return parse(parser, argv)

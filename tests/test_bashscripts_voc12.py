@@ -1,19 +1,25 @@
 """The VOC 2012 pipelines in bashscripts/voc12.
 
-Three kinds of runs, all through `bash` as a user runs them:
+Three kinds of runs, as a user starts them: with `bash`, or sourced from
+the user's shell (the original README's usage), which must keep its options,
+directory, variables and functions, and see the recipe's status:
 
 - SMOKE=1: every step on a tiny synthetic dataset (the scripts generate it);
   the outputs must exist and the benchmark's numbers must equal a NumPy
   recomputation from the written predictions.
 - A dry run of the full pipeline: PYTHON points to a stand-in that records
-  its command line, so the real settings (batch 8, 336x336, 30k steps, ...)
-  are checked against SPEC without training anything.
+  its command line, so every setting of every step is checked against the
+  original recipes (tests/original_recipes.py, each value with its source
+  line) without training anything.
 - No data: the script stops at once with a message naming what is missing
-  and how to build it, before any Python starts.
+  and how to build it, before any Python starts; sourced, the caller's next
+  line runs.
 """
+import collections
 import glob
 import json
 import os
+import shlex
 import stat
 import subprocess
 import sys
@@ -21,6 +27,8 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
+
+from tests import original_recipes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT_DIR = os.path.join(ROOT, 'bashscripts', 'voc12')
@@ -39,14 +47,82 @@ SCRIPT_ENV = ('DATAROOT', 'LIST_DIR', 'SNAPSHOT_ROOT', 'IMAGENET_CKPT',
               'PYTHON', 'SMOKE', 'SMOKE_DIR')
 
 
-def _run(script, timeout, **env_vars):
+def _clean_env():
   env = {k: v for k, v in os.environ.items()
          if k not in SCRIPT_ENV and not k.startswith('IS_')}
   env['TF_CPP_MIN_LOG_LEVEL'] = '2'
+  return env
+
+
+def _run(script, timeout, **env_vars):
+  """Runs `bash bashscripts/voc12/SCRIPT` with env_vars in its environment."""
+  env = _clean_env()
   env.update(env_vars)
   return subprocess.run(['bash', os.path.join(SCRIPT_DIR, script)],
                         env=env, capture_output=True, text=True,
                         timeout=timeout)
+
+
+# The callers that source a recipe: (shell options, folder to cd to, how to
+# source). One without options, in the repository's bashscripts/ folder,
+# naming the recipe by a relative path; one under the strict options a
+# careful script starts with (where a failing plain `source` would end the
+# caller by its own choice, hence `|| status=$?`), outside the repository.
+# Neither sits at the repository root, the recipe's own working directory.
+CALLERS = {
+    'plain': ('', os.path.join(ROOT, 'bashscripts'),
+              'source voc12/{script}\nstatus=$?'),
+    'strict': ('set -euo pipefail', None,
+               'status=0\nsource %s/{script} || status=$?' % SCRIPT_DIR),
+}
+
+Sourced = collections.namedtuple(
+    'Sourced', 'status stdout stderr options_kept cwd_kept leaked')
+
+
+def _source(script, tmp_path, timeout, caller='plain', **settings):
+  """Sources the recipe from a caller bash script, as the original README.
+
+  The caller (see CALLERS; None: a folder of its own under tmp_path) sets
+  `settings` as plain shell variables (not exported), plus BATCH_SIZE=99
+  and a check_inputs function of its own, which the recipe must leave
+  alone.
+
+  Returns:
+    A Sourced: the status of `source`, the output, whether the caller's
+    `set -o` and working directory are those it had before, and what of
+    the caller's own variable and function changed (empty when nothing).
+  """
+  options, folder, source = CALLERS[caller]
+  state = tmp_path / ('caller_' + caller)
+  state.mkdir()
+  lines = [options, 'cd %s' % shlex.quote(folder or str(state)),
+           'BATCH_SIZE=99',
+           'check_inputs() { echo mine; }']
+  lines += ['%s=%s' % (k, shlex.quote(v)) for k, v in settings.items()]
+  lines += ['set -o > %s/options_before' % state,
+            'pwd > %s/cwd_before' % state,
+            source.format(script=script),
+            'set -o > %s/options_after' % state,
+            'pwd > %s/cwd_after' % state,
+            'echo "leaked: batch_size=${BATCH_SIZE} check_inputs=$('
+            'check_inputs)"',
+            'echo "status of source: ${status}"']
+  caller_path = state / 'caller.sh'
+  caller_path.write_text('\n'.join(lines) + '\n')
+  result = subprocess.run(['bash', str(caller_path)], cwd=str(state),
+                          env=_clean_env(), capture_output=True, text=True,
+                          timeout=timeout)
+  assert result.returncode == 0, result.stderr[-3000:]
+  tail = result.stdout.rstrip('\n').split('\n')[-2:]
+  assert tail[1].startswith('status of source: '), result.stdout[-2000:]
+  leaked = tail[0] != 'leaked: batch_size=99 check_inputs=mine'
+
+  def same(name):
+    return ((state / (name + '_before')).read_text() ==
+            (state / (name + '_after')).read_text())
+  return Sourced(int(tail[1].split(': ')[1]), result.stdout, result.stderr,
+                 same('options'), same('cwd'), tail[0] if leaked else '')
 
 
 def _read_config(snapshot_dir):
@@ -121,16 +197,23 @@ def _only_dir(pattern):
   return found[0]
 
 
-def _run_smoke(script, tmp_path):
-  result = _run(script, timeout=600, SMOKE='1', SMOKE_DIR=str(tmp_path),
-                PYTHON=sys.executable)
-  assert result.returncode == 0, (result.stdout[-2000:] +
-                                  result.stderr[-4000:])
-  data_dir = os.path.join(str(tmp_path), 'data', 'VOCdevkit')
+def _run_smoke(script, tmp_path, sourced=False):
+  """Runs the recipe with SMOKE=1 (sourced: from a caller's shell)."""
+  settings = dict(SMOKE='1', SMOKE_DIR=str(tmp_path / 'smoke'),
+                  PYTHON=sys.executable)
+  if sourced:
+    run = _source(script, tmp_path, timeout=600, **settings)
+    assert run.status == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    assert run.options_kept and run.cwd_kept and not run.leaked, run
+  else:
+    run = _run(script, timeout=600, **settings)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+  smoke_dir = str(tmp_path / 'smoke')
+  data_dir = os.path.join(smoke_dir, 'data', 'VOCdevkit')
   gt_dir = os.path.join(data_dir, 'VOC2012', 'segcls')
   for split, count in (('train+', SMOKE_TRAIN), ('train', SMOKE_TRAIN),
                        ('val', SMOKE_VAL)):
-    lines = open(os.path.join(str(tmp_path), 'lists',
+    lines = open(os.path.join(smoke_dir, 'lists',
                               split + '.txt')).read().split('\n')[:-1]
     assert len(lines) == count
     for line in lines:  # the format make_voc_lists.py writes
@@ -146,7 +229,8 @@ def _run_smoke(script, tmp_path):
 def test_smoke_supervised(tmp_path, script, num_gpu):
   """Both stages: checkpoints, configs, prototypes, predictions, mIoU."""
   gt_dir = _run_smoke(script, tmp_path)
-  snapshot_dir = _only_dir(os.path.join(str(tmp_path), 'snapshots', 'voc12',
+  smoke_dir = str(tmp_path / 'smoke')
+  snapshot_dir = _only_dir(os.path.join(smoke_dir, 'snapshots', 'voc12',
                                         'segsort', 'segsort_pspnet_*'))
   stage1 = os.path.join(snapshot_dir, 'stage1')
   stage2 = os.path.join(snapshot_dir, 'stage2')
@@ -161,9 +245,8 @@ def test_smoke_supervised(tmp_path, script, num_gpu):
   assert config2['not_restore_classifier'] == 'False'
   assert config2['restore_from'] == os.path.join(
       stage1, 'model.ckpt-%d' % SMOKE_STEPS)
-  if num_gpu == 1:
-    assert float(config2['learning_rate']) == pytest.approx(
-        float(config1['learning_rate']) / 10)
+  assert float(config2['learning_rate']) == pytest.approx(
+      float(config1['learning_rate']) / 10)
   _check_prototypes(os.path.join(stage1, 'results', 'train+', 'prototypes'),
                     SMOKE_TRAIN)
   _check_prototypes(os.path.join(stage2, 'results', 'train', 'prototypes'),
@@ -181,16 +264,21 @@ def test_smoke_supervised(tmp_path, script, num_gpu):
 
 
 def test_smoke_unsupervised(tmp_path):
-  """Masks, checkpoint, prototypes, multi-scale predictions, mIoU."""
-  gt_dir = _run_smoke('train_segsort_unsup.sh', tmp_path)
-  hed_dir = os.path.join(str(tmp_path), 'data', 'VOCdevkit', 'VOC2012', 'hed')
+  """Masks, checkpoint, prototypes, multi-scale predictions, mIoU.
+
+  Sourced from a caller's shell (the supervised recipes run with bash; each
+  recipe runs both ways in test_smoke_sourced_runs_what_bash_runs).
+  """
+  gt_dir = _run_smoke('train_segsort_unsup.sh', tmp_path, sourced=True)
+  smoke_dir = str(tmp_path / 'smoke')
+  hed_dir = os.path.join(smoke_dir, 'data', 'VOCdevkit', 'VOC2012', 'hed')
   masks = sorted(os.listdir(hed_dir))
   assert masks == ['train_%06d.png' % i for i in range(SMOKE_TRAIN)]
   for name in masks:
     mask = np.array(Image.open(os.path.join(hed_dir, name)))
     assert mask.shape == (SMOKE_HEIGHT, SMOKE_WIDTH) and mask.dtype == np.uint8
   snapshot_dir = _only_dir(os.path.join(
-      str(tmp_path), 'snapshots', 'voc12', 'unsup_segsort',
+      smoke_dir, 'snapshots', 'voc12', 'unsup_segsort',
       'unsup_segsort_pspnet_*'))
   _check_checkpoint(snapshot_dir)
   config = _read_config(snapshot_dir)
@@ -202,19 +290,22 @@ def test_smoke_unsupervised(tmp_path):
       os.path.join(snapshot_dir, 'results', 'val'), gt_dir)
 
 
-def _write_recorder(path, log_path):
+def _write_recorder(path, log_path, run=()):
   """A stand-in for python: logs its argv as one JSON line, and creates
-  SAVE_DIR/gray for inference steps, so that the benchmark step finds it."""
+  SAVE_DIR/gray for inference steps, so that the benchmark step finds it.
+  The scripts named in `run` (file names) run for real after logging."""
   with open(path, 'w') as f:
     f.write('#!%s\n' % sys.executable)
     f.write('import json, os, sys\n'
             'args = sys.argv[1:]\n'
             'with open(%r, "a") as f:\n'
             '  f.write(json.dumps(args) + "\\n")\n'
+            'if os.path.basename(args[0]) in %r:\n'
+            '  os.execv(sys.executable, [sys.executable] + args)\n'
             'if "--save_dir" in args:\n'
             '  save_dir = args[args.index("--save_dir") + 1]\n'
             '  os.makedirs(os.path.join(save_dir, "gray"), exist_ok=True)\n'
-            % log_path)
+            % (log_path, tuple(run)))
   os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR)
 
 
@@ -261,156 +352,76 @@ def _dry_run(script, tmp_path):
   return calls, dataroot, lists, ckpt
 
 
-def _check_train(flags, batch, size, steps, lr, data_list, restore_from,
-                 restore_classifier):
-  assert flags['batch_size'] == batch
-  assert flags['input_size'] == size
-  assert flags['num_steps'] == steps
-  assert float(flags['learning_rate']) == pytest.approx(lr)
-  assert float(flags['weight_decay']) == pytest.approx(5e-4)
-  assert float(flags['concentration']) == 10
-  assert flags['embedding_dim'] == '32'
-  assert flags['num_classes'] == '21'
-  assert flags['iter_size'] == '1'
-  assert flags['data_list'] == data_list
-  assert flags['restore_from'] == restore_from
-  assert flags['backbone'] == 'resnet_v1_101'
-  assert flags['backbone_variant'] == 'original'
-  assert float(flags['width_multiplier']) == 1.0
-  for flag in ('random_mirror', 'random_scale', 'random_crop', 'is_training'):
-    assert flags[flag] is True
-  assert ('not_restore_classifier' in flags) == (not restore_classifier)
+def _format(value, context):
+  return value.format(**context) if isinstance(value, str) else value
 
 
-def _check_segsort(flags, banks=True):
-  if banks:
-    assert flags['num_banks'] == '2'
-  assert flags['num_clusters'] == '5'
-  assert flags['kmeans_iterations'] == '10'
+def _same_value(actual, expected):
+  if actual == expected:
+    return True
+  try:  # 2e-3 and 0.002 are the same learning rate.
+    return float(actual) == pytest.approx(float(expected), rel=1e-12)
+  except (TypeError, ValueError):
+    return False
 
 
-def _check_inference(flags, data_list, restore_from, prototype_dir, k,
-                     multi_scale):
-  assert flags['data_list'] == data_list
-  assert flags['restore_from'] == restore_from
-  assert flags['prototype_dir'] == prototype_dir
-  assert flags['k_in_nearest_neighbors'] == k
-  assert flags['strides'] == '320,320'
-  assert flags['input_size'] == ('480,480' if multi_scale else '720,720')
-  assert ('flip_aug' in flags) == ('scale_aug' in flags) == multi_scale
-  assert flags['backbone_variant'] == 'original'
-  _check_segsort(flags, banks=False)
-
-
-def _check_prototype_step(flags, data_list, restore_from):
-  assert flags['data_list'] == data_list
-  assert flags['restore_from'] == restore_from
-  assert flags['input_size'] == '480,480'
-  assert flags['strides'] == '320,320'
-  assert flags['ignore_label'] == '255'
-  _check_segsort(flags, banks=False)
-  return os.path.join(flags['save_dir'], 'prototypes')
-
-
-def _check_benchmark(flags, dataroot, save_dir):
-  assert flags['pred_dir'] == save_dir + '/gray/'
-  assert flags['gt_dir'] == dataroot + '/VOCdevkit/VOC2012/segcls/'
-  assert flags['num_classes'] == '21'
-  assert flags['allow_extra_gt'] is True
-
-
-def test_full_pipeline_settings_train_segsort(tmp_path):
-  """SPEC: stage 1 on train+ (batch 8, 336x336, 30k steps, lr 2e-3, ...),
-  prototypes of train+, single scale at 720; stage 2 on train at 2e-4 from
-  stage 1, prototypes of train, single and multi-scale; benchmarks."""
-  calls, dataroot, lists, ckpt = _dry_run('train_segsort.sh', tmp_path)
+def _check_against_original(script, tmp_path):
+  """Runs the recipe dry and compares every step with the original's."""
+  calls, dataroot, lists, ckpt = _dry_run(script, tmp_path)
+  expected = original_recipes.RECIPES[script]
   assert [c[0] for c in calls] == [
-      'train_segsort.py', 'extract_prototypes.py', 'inference_segsort.py',
-      'benchmark_by_mIoU.py', 'train_segsort.py', 'extract_prototypes.py',
-      'inference_segsort.py', 'inference_segsort_msc.py',
-      'benchmark_by_mIoU.py', 'benchmark_by_mIoU.py']
-  (_, train1), (_, proto1), (_, infer1), (_, bench1) = calls[:4]
-  (_, train2), (_, proto2), (_, infer2), (_, msc2) = calls[4:8]
-  stage1, stage2 = train1['snapshot_dir'], train2['snapshot_dir']
-  assert stage1.startswith(str(tmp_path / 'snapshots' / 'voc12' / 'segsort'))
-  assert stage1.endswith('/stage1') and stage2.endswith('/stage2')
-  ckpt1 = stage1 + '/model.ckpt-30000'
-  _check_train(train1, '8', '336,336', '30000', 2e-3,
-               lists + '/train+.txt', ckpt, restore_classifier=False)
-  _check_train(train2, '8', '336,336', '30000', 2e-4,
-               lists + '/train.txt', ckpt1, restore_classifier=True)
-  for flags in (train1, train2):
-    _check_segsort(flags)
-  prototypes1 = _check_prototype_step(proto1, lists + '/train+.txt', ckpt1)
-  prototypes2 = _check_prototype_step(proto2, lists + '/train.txt',
-                                      stage2 + '/model.ckpt-30000')
-  _check_inference(infer1, lists + '/val.txt', ckpt1, prototypes1, '15',
-                   multi_scale=False)
-  _check_inference(infer2, lists + '/val.txt', stage2 + '/model.ckpt-30000',
-                   prototypes2, '15', multi_scale=False)
-  _check_inference(msc2, lists + '/val.txt', stage2 + '/model.ckpt-30000',
-                   prototypes2, '15', multi_scale=True)
-  _check_benchmark(bench1, dataroot, infer1['save_dir'])
-  _check_benchmark(calls[8][1], dataroot, infer2['save_dir'])
-  _check_benchmark(calls[9][1], dataroot, msc2['save_dir'])
-  assert infer2['save_dir'] != msc2['save_dir']
+      name or c[0] for (name, _), c in zip(expected, calls)], calls
+  assert len(calls) == len(expected)
+  first_train = next(flags for name, flags in calls if name.startswith(
+      'train_segsort'))
+  snap = first_train['snapshot_dir']
+  if snap.endswith('/stage1'):
+    snap = snap[:-len('/stage1')]
+  assert snap.startswith(str(tmp_path / 'snapshots' / 'voc12'))
+  context = dict(data=dataroot + '/VOCdevkit', lists=lists, ckpt=ckpt,
+                 snap=snap)
+  for (name, flags), (original_name, settings) in zip(calls, expected):
+    if original_name is None:
+      continue  # A step new here.
+    for flag, setting in settings.items():
+      want = _format(setting.expected, context)
+      where = '%s %s: original %s%s' % (
+          name, flag, setting.source,
+          '' if setting.now is original_recipes.SAME else
+          ', passed here: %r (%s)' % (setting.now, setting.why))
+      if want is None:
+        assert flag not in flags, where
+      else:
+        assert _same_value(flags.get(flag), want), (where, flags.get(flag))
+    for flag in set(flags) - set(settings):
+      assert flag in original_recipes.NEW_FLAGS, (name, flag)
+      want = original_recipes.NEW_FLAGS[flag]
+      if flag == 'output_json':
+        want = want.format(save_dir=flags['pred_dir'].rstrip('/')[
+            :-len('/gray')])
+      assert _same_value(flags[flag], want), (name, flag, flags[flag])
+  return calls, dataroot, lists
 
 
-def test_full_pipeline_settings_train_segsort_mgpu(tmp_path):
-  """SPEC: batch 16 at 480x480, 100k + 30k steps, k 21, several GPUs."""
-  calls, dataroot, lists, ckpt = _dry_run('train_segsort_mgpu.sh', tmp_path)
-  assert [c[0] for c in calls] == [
-      'train_segsort_mgpu.py', 'extract_prototypes.py',
-      'inference_segsort.py', 'benchmark_by_mIoU.py',
-      'train_segsort_mgpu.py', 'extract_prototypes.py',
-      'inference_segsort_msc.py', 'benchmark_by_mIoU.py']
-  (_, train1), (_, proto1), (_, infer1), (_, bench1) = calls[:4]
-  (_, train2), (_, proto2), (_, msc2), (_, bench2) = calls[4:]
-  stage1, stage2 = train1['snapshot_dir'], train2['snapshot_dir']
-  ckpt1, ckpt2 = stage1 + '/model.ckpt-100000', stage2 + '/model.ckpt-30000'
-  _check_train(train1, '16', '480,480', '100000', 2e-3,
-               lists + '/train+.txt', ckpt, restore_classifier=False)
-  _check_train(train2, '16', '480,480', '30000', 2e-3,
-               lists + '/train.txt', ckpt1, restore_classifier=True)
-  for flags in (train1, train2):
-    _check_segsort(flags)
-    # The original's 4 towers of 4 images (its fifth GPU held the loss).
-    assert flags['num_gpu'] == '4'
-    assert int(flags['batch_size']) % int(flags['num_gpu']) == 0
-  assert train1['save_pred_every'] == '100000'
-  assert train2['save_pred_every'] == '10000'
-  prototypes1 = _check_prototype_step(proto1, lists + '/train+.txt', ckpt1)
-  prototypes2 = _check_prototype_step(proto2, lists + '/train.txt', ckpt2)
-  _check_inference(infer1, lists + '/val.txt', ckpt1, prototypes1, '21',
-                   multi_scale=False)
-  _check_inference(msc2, lists + '/val.txt', ckpt2, prototypes2, '21',
-                   multi_scale=True)
-  _check_benchmark(bench1, dataroot, infer1['save_dir'])
-  _check_benchmark(bench2, dataroot, msc2['save_dir'])
-
-
-def test_full_pipeline_settings_train_segsort_unsup(tmp_path):
-  """SPEC: oversegmentation of train+, batch 8 at 336x336, 10k steps, lr
-  2e-3, prototypes of train+, multi-scale inference with k 15."""
-  calls, dataroot, lists, ckpt = _dry_run('train_segsort_unsup.sh', tmp_path)
-  assert [c[0] for c in calls] == [
-      'make_oversegmentation.py', 'train_segsort_unsup.py',
-      'extract_prototypes.py', 'inference_segsort_msc.py',
-      'benchmark_by_mIoU.py']
-  (_, overseg), (_, train), (_, proto), (_, msc), (_, bench) = calls
-  assert overseg['data_list'] == lists + '/train+.txt'
-  assert overseg['data_dir'] == dataroot + '/VOCdevkit/'
-  assert 'overwrite' not in overseg
-  snapshot_dir = train['snapshot_dir']
-  assert snapshot_dir.startswith(
-      str(tmp_path / 'snapshots' / 'voc12' / 'unsup_segsort'))
-  _check_train(train, '8', '336,336', '10000', 2e-3, lists + '/train+.txt',
-               ckpt, restore_classifier=False)
-  prototypes = _check_prototype_step(proto, lists + '/train+.txt',
-                                     snapshot_dir + '/model.ckpt-10000')
-  _check_inference(msc, lists + '/val.txt', snapshot_dir + '/model.ckpt-10000',
-                   prototypes, '15', multi_scale=True)
-  _check_benchmark(bench, dataroot, msc['save_dir'])
+@pytest.mark.parametrize('script', SCRIPTS)
+def test_full_pipeline_settings_are_the_originals(tmp_path, script):
+  """Every step the recipe runs by default, every flag it passes: the
+  original recipe's value (tests/original_recipes.py cites each one by
+  file:line), or a difference README lists; flags new here have fixed
+  values."""
+  calls, dataroot, lists = _check_against_original(script, tmp_path)
+  # The run above sets them; by default they are the original's paths.
+  text = open(os.path.join(SCRIPT_DIR, script)).read()
+  assert 'LIST_DIR=${LIST_DIR:-dataset/voc12}\n' in text
+  assert ('IMAGENET_CKPT=${IMAGENET_CKPT-snapshots/imagenet/trained/'
+          'resnet_v1_101.ckpt}\n') in text
+  if script == 'train_segsort_unsup.sh':
+    # The masks of train+ are made first (and existing ones kept).
+    name, overseg = calls[0]
+    assert name == 'make_oversegmentation.py'
+    assert overseg['data_list'] == lists + '/train+.txt'
+    assert overseg['data_dir'] == dataroot + '/VOCdevkit/'
+    assert 'overwrite' not in overseg
 
 
 def test_toggles_skip_steps(tmp_path):
@@ -429,27 +440,77 @@ def test_toggles_skip_steps(tmp_path):
   assert called == ['extract_prototypes.py', 'inference_segsort_msc.py']
 
 
+@pytest.mark.parametrize('way', ['bash', 'plain', 'strict'])
 @pytest.mark.parametrize('script', SCRIPTS)
-def test_fails_fast_without_data(tmp_path, script):
-  """No DATAROOT, no lists: exit 1 with the fix, and no Python started."""
+def test_fails_fast_without_data(tmp_path, script, way):
+  """No DATAROOT, no lists: status 1 with the fix, and no Python started.
+
+  Run with bash, or sourced from a caller's shell (plain, or under `set
+  -euo pipefail`): the caller's next line runs and sees status 1; its
+  options, directory, variables and functions are those it had.
+  """
   marker = tmp_path / 'python_was_called'
   fake_python = tmp_path / 'python'
   fake_python.write_text('#!/bin/sh\ntouch %s\n' % marker)
   fake_python.chmod(0o755)
   dataroot = str(tmp_path / 'no_such_datasets')
   lists = str(tmp_path / 'no_lists')
-  result = _run(script, timeout=30, DATAROOT=dataroot, LIST_DIR=lists,
-                SNAPSHOT_ROOT=str(tmp_path / 'snapshots'),
-                IMAGENET_CKPT=str(tmp_path / 'no.ckpt'),
-                PYTHON=str(fake_python))
-  assert result.returncode == 1
-  message = result.stderr
+  settings = dict(DATAROOT=dataroot, LIST_DIR=lists,
+                  SNAPSHOT_ROOT=str(tmp_path / 'snapshots'),
+                  IMAGENET_CKPT=str(tmp_path / 'no.ckpt'),
+                  PYTHON=str(fake_python))
+  if way == 'bash':
+    result = _run(script, timeout=30, **settings)
+    status, message = result.returncode, result.stderr
+  else:
+    run = _source(script, tmp_path, timeout=30, caller=way, **settings)
+    status, message = run.status, run.stderr
+    assert run.options_kept and run.cwd_kept and not run.leaked, run
+  assert status == 1
+  # Named by the recipe's own file name, however it was started.
+  assert message.startswith('error: %s: nothing was run, missing:' % script)
   assert dataroot + '/VOCdevkit' in message
   assert lists + '/train+.txt' in message and lists + '/val.txt' in message
   assert str(tmp_path / 'no.ckpt') in message
   assert 'make_voc_lists.py' in message and 'README' in message
+  assert 'bash bashscripts/voc12/%s' % script in message
   assert not marker.exists()
   assert not (tmp_path / 'snapshots').exists()
+
+
+@pytest.mark.parametrize('script', SCRIPTS)
+def test_smoke_sourced_runs_what_bash_runs(tmp_path, script):
+  """SMOKE=1 sourced and run with bash: the same steps with the same flags.
+
+  Python is the recorder here, except for the synthetic dataset, made for
+  real; the steps themselves run in test_smoke_supervised (with bash) and
+  test_smoke_unsupervised (sourced).
+  """
+  calls = {}
+  for way in ('bash', 'source'):
+    folder = tmp_path / way
+    folder.mkdir()
+    log = str(folder / 'calls.jsonl')
+    recorder = str(folder / 'python')
+    _write_recorder(recorder, log, run=('make_synthetic_dataset.py',))
+    settings = dict(SMOKE='1', SMOKE_DIR=str(folder / 'smoke'),
+                    PYTHON=recorder)
+    if way == 'bash':
+      result = _run(script, timeout=120, **settings)
+      assert result.returncode == 0, result.stderr[-3000:]
+    else:
+      run = _source(script, folder, timeout=120, **settings)
+      assert run.status == 0, run.stderr[-3000:]
+      assert run.options_kept and run.cwd_kept and not run.leaked, run
+    calls[way] = [json.loads(line) for line in open(log)]
+  bash_dir = str(tmp_path / 'bash' / 'smoke')
+  sourced_dir = str(tmp_path / 'source' / 'smoke')
+  assert calls['source'] == [[arg.replace(bash_dir, sourced_dir)
+                              for arg in argv] for argv in calls['bash']]
+  names = [os.path.basename(argv[0]) for argv in calls['bash']]
+  assert names[0] == 'make_synthetic_dataset.py'
+  assert names[-1] == 'benchmark_by_mIoU.py'
+  assert len(names) == 1 + len(original_recipes.RECIPES[script])
 
 
 def test_fails_fast_names_only_what_is_missing(tmp_path):

@@ -7,7 +7,16 @@
 # from the repository root with what differs from one step to the next as
 # arguments; the settings every step of a run shares (backbone, sizes,
 # SegSort hyper-parameters, ...) they read from the script's variables, listed
-# under "Reads" in each function's comment.
+# under "Reads" in each function's comment. None of them exits: a failure is
+# a non-zero status, which stops the script (it runs under `set -e`).
+
+# recipe_name
+#   Prints the file name of the script that sourced this file (the bottom of
+#   bash's source stack: right whether the script was run with bash or, in
+#   the child bash it starts then, sourced).
+recipe_name() {
+  basename "${BASH_SOURCE[${#BASH_SOURCE[@]}-1]}"
+}
 
 # make_smoke_dataset
 #   Writes a 6 + 3 image synthetic dataset in the VOC layout under
@@ -28,8 +37,8 @@ make_smoke_dataset() {
 }
 
 # check_inputs CKPT_NEEDED GT_NEEDED SPLIT...
-#   Stops the script (exit 1) before any step runs when an input of the
-#   enabled steps is missing, naming each one and how to build it.
+#   Returns 1 (so the script stops before any step runs) when an input of
+#   the enabled steps is missing, naming each one and how to build it.
 #   CKPT_NEEDED  1 when a step trains from IMAGENET_CKPT (an empty
 #                IMAGENET_CKPT, as in smoke mode, means random initial
 #                weights and needs nothing).
@@ -39,10 +48,12 @@ make_smoke_dataset() {
 check_inputs() {
   local ckpt_needed=$1 gt_needed=$2
   shift 2
-  local missing=() split
-  [ -d "${DATA_DIR}" ] || missing+=("VOCdevkit folder ${DATA_DIR} (set DATAROOT)")
+  local missing=() split name
+  [ -d "${DATA_DIR}" ] ||
+    missing+=("VOCdevkit folder ${DATA_DIR} (set DATAROOT)")
   for split in "$@"; do
-    [ -f "${LIST_DIR}/${split}.txt" ] || missing+=("list file ${LIST_DIR}/${split}.txt")
+    [ -f "${LIST_DIR}/${split}.txt" ] ||
+      missing+=("list file ${LIST_DIR}/${split}.txt")
   done
   if [ "${gt_needed}" = 1 ]; then
     [ -d "${GT_DIR}" ] || missing+=("ground-truth folder ${GT_DIR}")
@@ -52,14 +63,17 @@ check_inputs() {
     missing+=("ImageNet checkpoint ${IMAGENET_CKPT} (see snapshots/README.md)")
   fi
   if [ ${#missing[@]} -gt 0 ]; then
+    name=$(recipe_name)
     {
-      echo "error: $(basename "$0"): nothing was run, missing:"
+      echo "error: ${name}: nothing was run, missing:"
       printf '  - %s\n' "${missing[@]}"
       echo "Build the lists and VOC2012/segcls with"
-      echo "  python pyscripts/tools/make_voc_lists.py --data_dir \${DATAROOT}/VOCdevkit --sbd_dir \${DATAROOT}"
-      echo "and see README.md (Data); or run SMOKE=1 bash bashscripts/voc12/$(basename "$0") for a synthetic check."
+      echo "  python pyscripts/tools/make_voc_lists.py" \
+        "--data_dir \${DATAROOT}/VOCdevkit --sbd_dir \${DATAROOT}"
+      echo "and see README.md (Data); or run" \
+        "SMOKE=1 bash bashscripts/voc12/${name} for a synthetic check."
     } >&2
-    exit 1
+    return 1
   fi
 }
 
@@ -158,10 +172,10 @@ infer_multi_scale() {
 #   CHECKPOINT on LIST_DIR/INFERENCE_SPLIT.txt; each pixel takes the label
 #   of its segment's K_IN_NEAREST_NEIGHBORS nearest prototypes in
 #   PROTOTYPE_DIR. Writes SAVE_DIR/gray/ (label PNGs) and SAVE_DIR/color/
-#   (VOC colours are the default colormap).
+#   (painted with COLORMAP).
 #   Reads: PYTHON, DATA_DIR, LIST_DIR, INFERENCE_SPLIT, INFERENCE_STRIDES,
-#   BACKBONE, BACKBONE_VARIANT, WIDTH_MULTIPLIER, NUM_CLASSES, EMBEDDING_DIM,
-#   NUM_CLUSTERS, KMEANS_ITERATIONS, K_IN_NEAREST_NEIGHBORS.
+#   COLORMAP, BACKBONE, BACKBONE_VARIANT, WIDTH_MULTIPLIER, NUM_CLASSES,
+#   EMBEDDING_DIM, NUM_CLUSTERS, KMEANS_ITERATIONS, K_IN_NEAREST_NEIGHBORS.
 _infer() {
   local inference_py=$1 input_size=$2 checkpoint=$3 prototype_dir=$4
   local save_dir=$5
@@ -172,6 +186,7 @@ _infer() {
     --input_size "${input_size}" \
     --strides "${INFERENCE_STRIDES}" \
     --restore_from "${checkpoint}" \
+    --colormap "${COLORMAP}" \
     --backbone "${BACKBONE}" \
     --backbone_variant "${BACKBONE_VARIANT}" \
     --width_multiplier "${WIDTH_MULTIPLIER}" \
@@ -203,7 +218,8 @@ benchmark_miou() {
 
 # benchmark_existing SAVE_DIR...
 #   benchmark_miou for each SAVE_DIR that holds predictions (a stage's
-#   single- and multi-scale folders, whichever ran); exit 1 when none does.
+#   single- and multi-scale folders, whichever ran); returns 1 when none
+#   does.
 #   Reads: what benchmark_miou reads.
 benchmark_existing() {
   local found=0 save_dir
@@ -215,7 +231,7 @@ benchmark_existing() {
     fi
   done
   if [ ${found} = 0 ]; then
-    echo "error: no predictions to benchmark in: $*" >&2
-    exit 1
+    echo "error: $(recipe_name): no predictions to benchmark in: $*" >&2
+    return 1
   fi
 }

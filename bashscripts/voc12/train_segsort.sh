@@ -12,6 +12,10 @@
 #
 #   DATAROOT=/path/to/datasets bash bashscripts/voc12/train_segsort.sh
 #
+# or, from the repository root in bash, with DATAROOT set in the shell:
+#
+#   source bashscripts/voc12/train_segsort.sh
+#
 # DATAROOT holds VOCdevkit/; pyscripts/tools/make_voc_lists.py builds
 # VOCdevkit/VOC2012/segcls/ and dataset/voc12/{train+,train,val}.txt from
 # it (README, "Data"). The ImageNet checkpoint goes to
@@ -23,7 +27,14 @@
 # network for 2 steps per stage (CI runs it; SMOKE_DIR, a new temporary
 # folder by default, receives the data and every output):
 #
-#   SMOKE=1 [SMOKE_DIR=/tmp/segsort_smoke] bash bashscripts/voc12/train_segsort.sh
+#   SMOKE=1 [SMOKE_DIR=/tmp/segsort_smoke] \
+#     bash bashscripts/voc12/train_segsort.sh
+
+# Sourced, the recipe runs in a child bash (see run_sourced.sh).
+if [ "${BASH_SOURCE[0]}" != "$0" ]; then
+  source "$(dirname "${BASH_SOURCE[0]}")/run_sourced.sh" || return
+  return 0
+fi
 
 set -e
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -62,11 +73,12 @@ UPDATE_TB_EVERY=50
 
 # Inference: prototypes and multi-scale inference slide an
 # INFERENCE_INPUT_SIZE window; single-scale inference pads the whole image to
-# SS_INPUT_SIZE.
+# SS_INPUT_SIZE. Predictions are painted with COLORMAP (the VOC palette).
 INFERENCE_INPUT_SIZE=480,480
 INFERENCE_STRIDES=320,320
 SS_INPUT_SIZE=720,720
 INFERENCE_SPLIT=val
+COLORMAP=misc/colormapvoc.mat
 
 # SegSort hyper-parameters.
 CONCENTRATION=10
@@ -119,7 +131,9 @@ fi
 
 # Named for what it is: method, model, backbone, GPUs x batch, steps of the
 # two stages, dataset, crop.
-SNAPSHOT_DIR=${SNAPSHOT_ROOT}/voc12/segsort/segsort_pspnet_${BACKBONE}_1xb${BATCH_SIZE}-${NUM_STEPS_1}+${NUM_STEPS_2}it_voc12-${TRAIN_INPUT_SIZE/,/x}
+SNAPSHOT_DIR=${SNAPSHOT_ROOT}/voc12/segsort/segsort_pspnet_${BACKBONE}
+SNAPSHOT_DIR+=_1xb${BATCH_SIZE}-${NUM_STEPS_1}+${NUM_STEPS_2}it
+SNAPSHOT_DIR+=_voc12-${TRAIN_INPUT_SIZE/,/x}
 DATA_DIR=${DATAROOT}/VOCdevkit
 GT_DIR=${DATA_DIR}/VOC2012/segcls
 export PYTHONPATH=$(pwd)${PYTHONPATH:+:${PYTHONPATH}}
@@ -156,7 +170,7 @@ if [ "${IS_PROTOTYPE_1}" = 1 ]; then
     "${SNAPSHOT_DIR}/stage1/results/train+"
 fi
 
-# Stage 1: single-scale inference (VOC colours are the default colormap).
+# Stage 1: single-scale inference.
 if [ "${IS_INFERENCE_1}" = 1 ]; then
   infer_single_scale "${SNAPSHOT_DIR}/stage1/model.ckpt-${NUM_STEPS_1}" \
     "${SNAPSHOT_DIR}/stage1/results/train+/prototypes" \

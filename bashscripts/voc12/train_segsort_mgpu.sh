@@ -6,12 +6,17 @@
 #   stage 1  train on train+ (10,582 images) from the ImageNet checkpoint,
 #            100k steps; prototypes of train+; single-scale inference on
 #            val; mIoU.
-#   stage 2  continue on train (1,464 images) from stage 1, 30k steps;
-#            prototypes of train; multi-scale inference on val; mIoU.
+#   stage 2  continue on train (1,464 images) from stage 1, 30k steps at a
+#            10x lower learning rate; prototypes of train; multi-scale
+#            inference on val; mIoU.
 #
 # Usage (relative paths are taken from the repository root):
 #
 #   DATAROOT=/path/to/datasets bash bashscripts/voc12/train_segsort_mgpu.sh
+#
+# or, from the repository root in bash, with DATAROOT set in the shell:
+#
+#   source bashscripts/voc12/train_segsort_mgpu.sh
 #
 # DATAROOT holds VOCdevkit/; pyscripts/tools/make_voc_lists.py builds
 # VOCdevkit/VOC2012/segcls/ and dataset/voc12/{train+,train,val}.txt from
@@ -24,7 +29,14 @@
 # network for 2 steps per stage on 2 CPU devices (CI runs it; SMOKE_DIR, a
 # new temporary folder by default, receives the data and every output):
 #
-#   SMOKE=1 [SMOKE_DIR=/tmp/segsort_smoke] bash bashscripts/voc12/train_segsort_mgpu.sh
+#   SMOKE=1 [SMOKE_DIR=/tmp/segsort_smoke] \
+#     bash bashscripts/voc12/train_segsort_mgpu.sh
+
+# Sourced, the recipe runs in a child bash (see run_sourced.sh).
+if [ "${BASH_SOURCE[0]}" != "$0" ]; then
+  source "$(dirname "${BASH_SOURCE[0]}")/run_sourced.sh" || return
+  return 0
+fi
 
 set -e
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -52,8 +64,8 @@ WIDTH_MULTIPLIER=1.0
 # Training hyper-parameters. The original ran 5 GPUs: 4 towers of 4 images
 # and a fifth GPU for the loss. The loss here runs on the first tower's
 # device, so NUM_GPU counts towers, and 16 images split over 4 of them as
-# they did; BATCH_SIZE is the whole batch (a multiple of NUM_GPU). Both
-# stages use the same learning rate, as the original did.
+# they did; BATCH_SIZE is the whole batch (a multiple of NUM_GPU). Stage 2
+# runs at a 10x lower learning rate.
 BATCH_SIZE=16
 TRAIN_INPUT_SIZE=480,480
 WEIGHT_DECAY=5e-4
@@ -64,16 +76,17 @@ SAVE_PRED_EVERY_2=10000
 NUM_CLASSES=21
 NUM_GPU=4
 LEARNING_RATE_1=2e-3
-LEARNING_RATE_2=2e-3
+LEARNING_RATE_2=2e-4
 UPDATE_TB_EVERY=50
 
 # Inference: prototypes and multi-scale inference slide an
 # INFERENCE_INPUT_SIZE window; single-scale inference pads the whole image to
-# SS_INPUT_SIZE.
+# SS_INPUT_SIZE. Predictions are painted with COLORMAP (the VOC palette).
 INFERENCE_INPUT_SIZE=480,480
 INFERENCE_STRIDES=320,320
 SS_INPUT_SIZE=720,720
 INFERENCE_SPLIT=val
+COLORMAP=misc/colormapvoc.mat
 
 # SegSort hyper-parameters.
 CONCENTRATION=10
@@ -127,7 +140,9 @@ fi
 
 # Named for what it is: method, model, backbone, GPUs x images per GPU,
 # steps of the two stages, dataset, crop.
-SNAPSHOT_DIR=${SNAPSHOT_ROOT}/voc12/segsort/segsort_pspnet_${BACKBONE}_${NUM_GPU}xb$((BATCH_SIZE / NUM_GPU))-${NUM_STEPS_1}+${NUM_STEPS_2}it_voc12-${TRAIN_INPUT_SIZE/,/x}
+SNAPSHOT_DIR=${SNAPSHOT_ROOT}/voc12/segsort/segsort_pspnet_${BACKBONE}
+SNAPSHOT_DIR+=_${NUM_GPU}xb$((BATCH_SIZE / NUM_GPU))
+SNAPSHOT_DIR+=-${NUM_STEPS_1}+${NUM_STEPS_2}it_voc12-${TRAIN_INPUT_SIZE/,/x}
 DATA_DIR=${DATAROOT}/VOCdevkit
 GT_DIR=${DATA_DIR}/VOC2012/segcls
 export PYTHONPATH=$(pwd)${PYTHONPATH:+:${PYTHONPATH}}
@@ -165,7 +180,7 @@ if [ "${IS_PROTOTYPE_1}" = 1 ]; then
     "${SNAPSHOT_DIR}/stage1/results/train+"
 fi
 
-# Stage 1: single-scale inference (VOC colours are the default colormap).
+# Stage 1: single-scale inference.
 if [ "${IS_INFERENCE_1}" = 1 ]; then
   infer_single_scale "${SNAPSHOT_DIR}/stage1/model.ckpt-${NUM_STEPS_1}" \
     "${SNAPSHOT_DIR}/stage1/results/train+/prototypes" \

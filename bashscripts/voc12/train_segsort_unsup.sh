@@ -9,6 +9,10 @@
 #
 #   DATAROOT=/path/to/datasets bash bashscripts/voc12/train_segsort_unsup.sh
 #
+# or, from the repository root in bash, with DATAROOT set in the shell:
+#
+#   source bashscripts/voc12/train_segsort_unsup.sh
+#
 # DATAROOT holds VOCdevkit/; pyscripts/tools/make_voc_lists.py builds
 # VOCdevkit/VOC2012/segcls/ and dataset/voc12/{train+,val}.txt from it
 # (README, "Data"). The ImageNet checkpoint goes to
@@ -22,7 +26,14 @@
 # network for 2 steps (CI runs it; SMOKE_DIR, a new temporary folder by
 # default, receives the data and every output):
 #
-#   SMOKE=1 [SMOKE_DIR=/tmp/segsort_smoke] bash bashscripts/voc12/train_segsort_unsup.sh
+#   SMOKE=1 [SMOKE_DIR=/tmp/segsort_smoke] \
+#     bash bashscripts/voc12/train_segsort_unsup.sh
+
+# Sourced, the recipe runs in a child bash (see run_sourced.sh).
+if [ "${BASH_SOURCE[0]}" != "$0" ]; then
+  source "$(dirname "${BASH_SOURCE[0]}")/run_sourced.sh" || return
+  return 0
+fi
 
 set -e
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -58,10 +69,12 @@ LEARNING_RATE=2e-3
 UPDATE_TB_EVERY=50
 
 # Inference: prototypes and multi-scale inference slide an
-# INFERENCE_INPUT_SIZE window.
+# INFERENCE_INPUT_SIZE window. Predictions are painted with COLORMAP (the VOC
+# palette).
 INFERENCE_INPUT_SIZE=480,480
 INFERENCE_STRIDES=320,320
 INFERENCE_SPLIT=val
+COLORMAP=misc/colormapvoc.mat
 
 # SegSort hyper-parameters (training has no k-means and no memory banks:
 # the oversegmentation gives the segments).
@@ -107,7 +120,9 @@ fi
 
 # Named for what it is: method, model, backbone, GPUs x batch, steps,
 # dataset, crop.
-SNAPSHOT_DIR=${SNAPSHOT_ROOT}/voc12/unsup_segsort/unsup_segsort_pspnet_${BACKBONE}_1xb${BATCH_SIZE}-${NUM_STEPS}it_voc12-${TRAIN_INPUT_SIZE/,/x}
+SNAPSHOT_DIR=${SNAPSHOT_ROOT}/voc12/unsup_segsort/unsup_segsort_pspnet
+SNAPSHOT_DIR+=_${BACKBONE}_1xb${BATCH_SIZE}-${NUM_STEPS}it
+SNAPSHOT_DIR+=_voc12-${TRAIN_INPUT_SIZE/,/x}
 DATA_DIR=${DATAROOT}/VOCdevkit
 GT_DIR=${DATA_DIR}/VOC2012/segcls
 export PYTHONPATH=$(pwd)${PYTHONPATH:+:${PYTHONPATH}}
@@ -143,8 +158,7 @@ if [ "${IS_PROTOTYPE}" = 1 ]; then
     "${SNAPSHOT_DIR}/results/train+"
 fi
 
-# Multi-scale inference (scales 0.5 to 1.75 and flips; VOC colours are the
-# default colormap).
+# Multi-scale inference (scales 0.5 to 1.75 and flips).
 if [ "${IS_INFERENCE_MSC}" = 1 ]; then
   infer_multi_scale "${SNAPSHOT_DIR}/model.ckpt-${NUM_STEPS}" \
     "${SNAPSHOT_DIR}/results/train+/prototypes" \

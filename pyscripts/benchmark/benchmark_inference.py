@@ -46,7 +46,8 @@ COLUMNS = predictor.STAGES + ('other', 'total')
 
 def get_arguments(argv=None):
   parser = flags.get_parser(__doc__)
-  flags.add_segsort_inference_flags(parser, input_size='480,480')
+  flags.add_segsort_inference_flags(parser, input_size='480,480',
+                                    strides='320,320')
   group = parser.add_argument_group('benchmark')
   group.add_argument('--modes', type=str, default='single,msc',
                      help='Comma-separated modes to time: single, msc.')

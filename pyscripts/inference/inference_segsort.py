@@ -1,10 +1,11 @@
 """Single-scale SegSort inference: kNN labels for the segments of every image.
 
-The image is zero-padded to --input_size (720,720 by default;
-larger images go through the sliding window with --strides), embedded,
-clustered by k-means (with location) from the grid start; every cluster
-takes the majority class of its --k_in_nearest_neighbors nearest training
-prototypes (--prototype_dir, from extract_prototypes.py). Writes
+The image is zero-padded to --input_size (default 512,512; the VOC recipes
+pass 720,720, which holds every VOC image; larger images go through the
+sliding window with --strides), embedded, clustered by k-means (with
+location) from the grid start; every cluster takes the majority class of
+its --k_in_nearest_neighbors nearest training prototypes (--prototype_dir,
+from extract_prototypes.py). Writes
 SAVE_DIR/gray/NAME.png (class ids) and SAVE_DIR/color/NAME.png (VOC colours,
 or --colormap).
 
@@ -35,7 +36,7 @@ from seg_models import prototype_sets  # noqa: E402
 
 def get_arguments(argv=None):
   parser = flags.get_parser(__doc__)
-  flags.add_segsort_inference_flags(parser, input_size='720,720')
+  flags.add_segsort_inference_flags(parser)
   return flags.parse(parser, argv)
 
 

@@ -36,7 +36,7 @@ from seg_models import prototype_sets  # noqa: E402
 
 def get_arguments(argv=None):
   parser = flags.get_parser(__doc__)
-  flags.add_segsort_inference_flags(parser, input_size='480,480')
+  flags.add_segsort_inference_flags(parser)
   return flags.parse(parser, argv)
 
 

@@ -39,7 +39,8 @@ PCA_SUBDIR = 'pca'
 
 def get_arguments(argv=None):
   parser = flags.get_parser(__doc__)
-  flags.add_segsort_inference_flags(parser, input_size='720,720')
+  flags.add_segsort_inference_flags(parser, input_size='720,720',
+                                    strides='320,320')
   group = parser.add_argument_group('pictures')
   group.add_argument('--num_segments', type=int, default=3,
                      help='Show the neighbours of this many of the largest '

@@ -15,7 +15,7 @@ from seg_models import trainer  # noqa: E402
 
 
 def get_arguments(argv=None):
-  return flags.get_training_arguments(__doc__, argv)
+  return flags.get_training_arguments(__doc__, argv, learning_rate=2.5e-4)
 
 
 def main(argv=None):
