@@ -1,6 +1,7 @@
 """Tests for utils/oriented_watershed.py and the OWT-UCM masks it gives.
 
-Contour maps are made here: straight bands of known value and angle, and
+Contour maps are made here: straight bands and lines of known value and
+angle, ridges on the borders of discs and a straight line, and graded
 ridges on the borders of Voronoi regions (tests/test_oversegmentation.py's
 generator), so the expected strengths and regions are known exactly.
 """
