@@ -36,7 +36,7 @@ IMAGENET_CKPT = 'snapshots/imagenet/trained/resnet_v1_101.ckpt'
 # Variables the scripts read from the environment; cleared so that a
 # developer's shell cannot change what the tests run.
 SCRIPT_ENV = ('DATAROOT', 'LIST_DIR', 'SNAPSHOT_ROOT', 'IMAGENET_CKPT',
-              'PYTHON', 'SMOKE', 'SMOKE_DIR')
+              'PYTHON', 'SMOKE', 'SMOKE_DIR', 'MASKS')
 
 
 def _run(script, timeout, **env_vars):
@@ -390,17 +390,23 @@ def test_full_pipeline_settings_train_segsort_mgpu(tmp_path):
 
 
 def test_full_pipeline_settings_train_segsort_unsup(tmp_path):
-  """SPEC: oversegmentation of train+, batch 8 at 336x336, 10k steps, lr
-  2e-3, prototypes of train+, multi-scale inference with k 15."""
+  """SPEC: HED-owt-ucm oversegmentation of train+, batch 8 at 336x336, 10k
+  steps, lr 2e-3, prototypes of train+, multi-scale inference with k 15."""
   calls, dataroot, lists, ckpt = _dry_run('train_segsort_unsup.sh', tmp_path)
   assert [c[0] for c in calls] == [
-      'make_oversegmentation.py', 'train_segsort_unsup.py',
-      'extract_prototypes.py', 'inference_segsort_msc.py',
-      'benchmark_by_mIoU.py']
-  (_, overseg), (_, train), (_, proto), (_, msc), (_, bench) = calls
-  assert overseg['data_list'] == lists + '/train+.txt'
-  assert overseg['data_dir'] == dataroot + '/VOCdevkit/'
-  assert 'overwrite' not in overseg
+      'make_contours.py', 'make_oversegmentation.py',
+      'train_segsort_unsup.py', 'extract_prototypes.py',
+      'inference_segsort_msc.py', 'benchmark_by_mIoU.py']
+  ((_, contours), (_, overseg), (_, train), (_, proto), (_, msc),
+   (_, bench)) = calls
+  contour_dir = dataroot + '/VOCdevkit/VOC2012/hed_contours'
+  for step in (contours, overseg):
+    assert step['data_list'] == lists + '/train+.txt'
+    assert step['data_dir'] == dataroot + '/VOCdevkit/'
+    assert step['contour_dir'] == contour_dir
+    assert 'overwrite' not in step
+  assert overseg['watershed'] == 'oriented'
+  assert overseg['threshold'] == '0.2'
   snapshot_dir = train['snapshot_dir']
   assert snapshot_dir.startswith(
       str(tmp_path / 'snapshots' / 'voc12' / 'unsup_segsort'))
@@ -475,3 +481,26 @@ def test_fails_fast_names_only_what_is_missing(tmp_path):
   result = _run('train_segsort.sh', timeout=30, IS_TRAIN_1='0', **env)
   assert missing_ckpt not in result.stderr
   assert marker.exists()
+
+
+def test_unsup_masks_from_the_colour_gradient(tmp_path):
+  """MASKS=gradient-ucm: no HED, the built-in detector; a wrong name stops
+  the script before any step."""
+  dataroot, lists, ckpt = _write_fake_voc(tmp_path)
+  log = str(tmp_path / 'calls.jsonl')
+  recorder = str(tmp_path / 'python')
+  _write_recorder(recorder, log)
+  env = dict(DATAROOT=dataroot, LIST_DIR=lists,
+             SNAPSHOT_ROOT=str(tmp_path / 'snapshots'), IMAGENET_CKPT=ckpt,
+             PYTHON=recorder, IS_TRAIN='0', IS_PROTOTYPE='0',
+             IS_INFERENCE_MSC='0', IS_BENCHMARK='0')
+  result = _run('train_segsort_unsup.sh', timeout=60, MASKS='gradient-ucm',
+                **env)
+  assert result.returncode == 0, result.stderr
+  calls = [json.loads(line) for line in open(log)]
+  assert [os.path.basename(c[0]) for c in calls] == [
+      'make_oversegmentation.py']
+  assert '--contour_dir' not in calls[0]
+  result = _run('train_segsort_unsup.sh', timeout=60, MASKS='hed', **env)
+  assert result.returncode == 1 and 'MASKS must be' in result.stderr
+  assert len(open(log).readlines()) == 1
