@@ -22,6 +22,7 @@ if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+from pyscripts import flags  # noqa: E402
 from utils import contours  # noqa: E402
 from utils import oversegmentation  # noqa: E402
 
@@ -30,13 +31,10 @@ def get_arguments(argv=None):
   """Parses the command line."""
   parser = argparse.ArgumentParser(
       description='HED contour maps for a data list.')
-  parser.add_argument('--data_dir', type=str, required=True,
-                      help='Folder the list paths are relative to.')
-  parser.add_argument('--data_list', type=str, required=True,
-                      help='Lines "IMAGE [LABEL [OVERSEG]]".')
-  parser.add_argument('--contour_dir', type=str, required=True,
-                      help='Output folder: NAME.png for image NAME.ext.')
-  parser.add_argument('--batch_size', type=int,
+  flags.add_image_list_flags(
+      parser, 'Output folder: NAME.png for image NAME.ext.',
+      contour_dir_required=True)
+  parser.add_argument('--batch_size', type=flags.int_at_least(1),
                       default=contours.DEFAULT_BATCH_SIZE,
                       help='Images per HED call (same-sized images are '
                            'batched together).')
@@ -46,8 +44,6 @@ def get_arguments(argv=None):
   parser.add_argument('--overwrite', action='store_true',
                       help='Recompute maps that already exist.')
   args = parser.parse_args(argv)
-  if args.batch_size < 1:
-    parser.error('--batch_size must be >= 1, got %d' % args.batch_size)
   if not os.path.isdir(args.data_dir):
     parser.error('--data_dir is not a folder: %s' % args.data_dir)
   return args

@@ -31,6 +31,7 @@ if ROOT not in sys.path:
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from pyscripts import flags  # noqa: E402
 from utils import oriented_watershed  # noqa: E402
 from utils import oversegmentation  # noqa: E402
 
@@ -39,14 +40,10 @@ def get_arguments(argv=None):
   """Parses the command line."""
   parser = argparse.ArgumentParser(
       description='OWT-UCM-style oversegmentation masks for a data list.')
-  parser.add_argument('--data_dir', type=str, required=True,
-                      help='Folder the list paths are relative to.')
-  parser.add_argument('--data_list', type=str, required=True,
-                      help='Lines "IMAGE [LABEL [OVERSEG]]".')
-  parser.add_argument('--contour_dir', type=str, default=None,
-                      help='Optional folder of contour/HED probability PNGs '
-                           'NAME.png (0..255 = strength), same size as the '
-                           'images; default: contours from the image.')
+  flags.add_image_list_flags(
+      parser, 'Optional folder of contour/HED probability PNGs NAME.png '
+      '(0..255 = strength), same size as the images; default: contours '
+      'from the image.', contour_dir_required=False)
   parser.add_argument('--watershed', choices=('plain', 'oriented'),
                       default=None,
                       help='Boundary strengths from the contour values '
