@@ -10,8 +10,10 @@ regions by the MATLAB OWT-UCM code; this module replaces that pipeline:
      minima (`get_watershed_regions`),
   3. an ultrametric contour map (UCM): adjacent regions are merged greedily
      in increasing order of their boundary strength (mean contour strength
-     along the shared boundary); every boundary gets the level at which its
-     two sides were merged (`get_ultrametric_contour_map`),
+     along the shared boundary, or with `oriented` the oriented watershed
+     transform's, utils/oriented_watershed.py); every boundary gets the
+     level at which its two sides were merged
+     (`get_ultrametric_contour_map`),
   4. the UCM thresholded, small regions merged away, the count capped, and
      ids renumbered in raster order (`get_oversegmentation`).
 

@@ -220,9 +220,15 @@ def main(argv=None):
   work = functools.partial(_evaluate, sweep=args.sweep,
                            tolerance=args.tolerance,
                            ignore_label=args.ignore_label)
-  with multiprocessing.get_context('spawn').Pool(args.num_workers) as pool:
-    per_image = list(tqdm(pool.imap(work, examples), total=len(examples),
-                          desc='oversegmentation quality', unit='img'))
+  progress = functools.partial(tqdm, total=len(examples),
+                               desc='oversegmentation quality', unit='img')
+  if args.num_workers == 1:
+    per_image = list(progress(map(work, examples)))
+  else:
+    # Spawned, not forked: the parent has imported TensorFlow (the list
+    # reader), whose threads a fork would copy in an unknown state.
+    with multiprocessing.get_context('spawn').Pool(args.num_workers) as pool:
+      per_image = list(progress(pool.imap(work, examples)))
   rows = summarize(per_image, args.sweep)
   table = format_table(rows)
   print(table)
