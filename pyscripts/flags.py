@@ -92,6 +92,17 @@ def add_data_flags(parser, input_size='336,336', batch_size=1):
   return group
 
 
+def add_image_list_flags(parser, contour_dir_help, contour_dir_required):
+  """--data_dir, --data_list, --contour_dir of the oversegmentation tools."""
+  parser.add_argument('--data_dir', type=str, required=True,
+                      help='Folder the list paths are relative to.')
+  parser.add_argument('--data_list', type=str, required=True,
+                      help='Lines "IMAGE [LABEL [OVERSEG]]".')
+  parser.add_argument('--contour_dir', type=str,
+                      required=contour_dir_required, default=None,
+                      help=contour_dir_help)
+
+
 def add_model_flags(parser):
   """Model choice; --model/--backbone/--width_multiplier are new here."""
   group = parser.add_argument_group('model')

@@ -22,6 +22,7 @@ from network.segsort import vis_utils
 from seg_models import image_reader
 from utils import colormaps
 from utils import label_images
+from utils import picture_grid
 
 # Brightness left to the pixels outside a highlighted segment.
 DIM_FACTOR = 0.3
@@ -111,20 +112,12 @@ def compose_rows(rows, padding=4):
     x = padding
     for picture, caption in row:
       width = picture.shape[1]
-      draw.text((x, y), _fit_text(draw, caption, font, max(width, 1)),
+      draw.text((x, y), picture_grid.fit_text(draw, caption, font, max(width, 1)),
                 fill=_BLACK, font=font)
       canvas.paste(Image.fromarray(picture), (x, y + caption_h))
       x += width + padding
     y += height + padding
   return np.asarray(canvas).copy()
-
-
-def _fit_text(draw, text, font, width):
-  if draw.textlength(text, font=font) <= width:
-    return text
-  while text and draw.textlength(text + '..', font=font) > width:
-    text = text[:-1]
-  return text + '..' if text else ''
 
 
 def largest_segments(cluster_labels, count):

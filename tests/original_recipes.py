@@ -385,7 +385,9 @@ def _train_segsort_unsup_sh():
                              '{snap}/results/train+/prototypes'),
   }
   return [
-      # The original expected the masks to exist (README, oversegmentation).
+      # The original expected the masks to exist (README, oversegmentation):
+      # HED contours, then the HED-owt-ucm masks, are steps new here.
+      (None, {}),
       (None, {}),
       ('train_segsort_unsup.py', train),
       ('extract_prototypes.py', prototypes),

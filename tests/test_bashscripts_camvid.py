@@ -39,3 +39,44 @@ def test_smoke_on_camvid(tmp_path):
         found.append(json.load(f)['miou'])
   assert len(found) == 3 and all(0 <= m <= 100 for m in found)
   assert len(os.listdir(work / 'hed')) == 4
+
+
+@pytest.mark.parametrize('masks', ['hed-owt-ucm', 'gradient-ucm'])
+def test_oversegmentation_stage_commands(tmp_path, masks):
+  """HED maps then HED-owt-ucm masks by default; MASKS=gradient-ucm runs the
+  built-in detector alone. Python is a stand-in that logs its arguments."""
+  dataroot = tmp_path / 'camvid'
+  dataroot.mkdir()
+  (dataroot / 'train.txt').write_text(
+      'CamVid/JPEGImages/a.jpg CamVid/segcls/a.png\n')
+  (dataroot / 'val.txt').write_text(
+      'CamVid/JPEGImages/b.jpg CamVid/segcls/b.png\n')
+  log = tmp_path / 'calls.txt'
+  recorder = tmp_path / 'python'
+  recorder.write_text('#!/bin/sh\necho "$@" >> %s\n' % log)
+  recorder.chmod(0o755)
+  work = tmp_path / 'work'
+  env = dict(os.environ, DATAROOT=str(dataroot), WORK_DIR=str(work),
+             PYTHON=str(recorder), MASKS=masks, IS_SEGSORT='0', IS_UNSUP='0',
+             IS_SOFTMAX='0')
+  env.pop('SMOKE', None)
+  result = subprocess.run(['bash', SCRIPT], env=env, capture_output=True,
+                          text=True, timeout=60)
+  assert result.returncode == 0, result.stderr
+  calls = [line.split() for line in log.read_text().splitlines()]
+  train_list = str(work / ('train_overseg_%s.txt' % masks))
+  folder = 'hed_owt_ucm' if masks == 'hed-owt-ucm' else 'hed'
+  assert open(train_list).read().split()[2] == str(work / folder / 'a.png')
+  if masks == 'hed-owt-ucm':
+    assert [os.path.basename(c[0]) for c in calls] == [
+        'make_contours.py', 'make_oversegmentation.py']
+    contour_dir = str(work / 'hed_contours')
+    assert calls[0][1:] == ['--data_dir', str(dataroot), '--data_list',
+                            train_list, '--contour_dir', contour_dir]
+    assert calls[1][1:] == ['--data_dir', str(dataroot), '--data_list',
+                            train_list, '--contour_dir', contour_dir,
+                            '--watershed', 'oriented', '--threshold', '0.2']
+  else:
+    assert [os.path.basename(c[0]) for c in calls] == [
+        'make_oversegmentation.py']
+    assert '--contour_dir' not in calls[0]

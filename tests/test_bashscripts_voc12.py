@@ -44,7 +44,7 @@ IMAGENET_CKPT = 'snapshots/imagenet/trained/resnet_v1_101.ckpt'
 # Variables the scripts read from the environment; cleared so that a
 # developer's shell cannot change what the tests run.
 SCRIPT_ENV = ('DATAROOT', 'LIST_DIR', 'SNAPSHOT_ROOT', 'IMAGENET_CKPT',
-              'PYTHON', 'SMOKE', 'SMOKE_DIR')
+              'PYTHON', 'SMOKE', 'SMOKE_DIR', 'MASKS')
 
 
 def _clean_env():
@@ -416,12 +416,19 @@ def test_full_pipeline_settings_are_the_originals(tmp_path, script):
   assert ('IMAGENET_CKPT=${IMAGENET_CKPT-snapshots/imagenet/trained/'
           'resnet_v1_101.ckpt}\n') in text
   if script == 'train_segsort_unsup.sh':
-    # The masks of train+ are made first (and existing ones kept).
-    name, overseg = calls[0]
+    # HED contours, then the HED-owt-ucm masks of train+, are made first
+    # (existing ones kept).
+    (contour_name, contours), (name, overseg) = calls[:2]
+    assert contour_name == 'make_contours.py'
     assert name == 'make_oversegmentation.py'
-    assert overseg['data_list'] == lists + '/train+.txt'
-    assert overseg['data_dir'] == dataroot + '/VOCdevkit/'
-    assert 'overwrite' not in overseg
+    contour_dir = dataroot + '/VOCdevkit/VOC2012/hed_contours'
+    for step in (contours, overseg):
+      assert step['data_list'] == lists + '/train+.txt'
+      assert step['data_dir'] == dataroot + '/VOCdevkit/'
+      assert step['contour_dir'] == contour_dir
+      assert 'overwrite' not in step
+    assert overseg['watershed'] == 'oriented'
+    assert overseg['threshold'] == '0.2'
 
 
 def test_toggles_skip_steps(tmp_path):
@@ -536,3 +543,26 @@ def test_fails_fast_names_only_what_is_missing(tmp_path):
   result = _run('train_segsort.sh', timeout=30, IS_TRAIN_1='0', **env)
   assert missing_ckpt not in result.stderr
   assert marker.exists()
+
+
+def test_unsup_masks_from_the_colour_gradient(tmp_path):
+  """MASKS=gradient-ucm: no HED, the built-in detector; a wrong name stops
+  the script before any step."""
+  dataroot, lists, ckpt = _write_fake_voc(tmp_path)
+  log = str(tmp_path / 'calls.jsonl')
+  recorder = str(tmp_path / 'python')
+  _write_recorder(recorder, log)
+  env = dict(DATAROOT=dataroot, LIST_DIR=lists,
+             SNAPSHOT_ROOT=str(tmp_path / 'snapshots'), IMAGENET_CKPT=ckpt,
+             PYTHON=recorder, IS_TRAIN='0', IS_PROTOTYPE='0',
+             IS_INFERENCE_MSC='0', IS_BENCHMARK='0')
+  result = _run('train_segsort_unsup.sh', timeout=60, MASKS='gradient-ucm',
+                **env)
+  assert result.returncode == 0, result.stderr
+  calls = [json.loads(line) for line in open(log)]
+  assert [os.path.basename(c[0]) for c in calls] == [
+      'make_oversegmentation.py']
+  assert '--contour_dir' not in calls[0]
+  result = _run('train_segsort_unsup.sh', timeout=60, MASKS='hed', **env)
+  assert result.returncode == 1 and 'MASKS must be' in result.stderr
+  assert len(open(log).readlines()) == 1

@@ -10,8 +10,10 @@ regions by the MATLAB OWT-UCM code; this module replaces that pipeline:
      minima (`get_watershed_regions`),
   3. an ultrametric contour map (UCM): adjacent regions are merged greedily
      in increasing order of their boundary strength (mean contour strength
-     along the shared boundary); every boundary gets the level at which its
-     two sides were merged (`get_ultrametric_contour_map`),
+     along the shared boundary, or with `oriented` the oriented watershed
+     transform's, utils/oriented_watershed.py); every boundary gets the
+     level at which its two sides were merged
+     (`get_ultrametric_contour_map`),
   4. the UCM thresholded, small regions merged away, the count capped, and
      ids renumbered in raster order (`get_oversegmentation`).
 
@@ -33,6 +35,7 @@ from skimage import segmentation
 
 from utils import atomic_io
 from utils import data_lists
+from utils import oriented_watershed
 
 # Mask value the training reader uses for padding ("not a segment"); real
 # segment ids therefore stop at 254.
@@ -200,16 +203,18 @@ def _adjacent_pixel_pairs(labels):
   return p, q
 
 
-def get_boundaries(labels, contour):
+def get_boundaries(labels, contour, crack_strength=None):
   """Boundaries between adjacent regions and their contour strengths.
 
   A boundary is made of the 4-adjacent pixel pairs (p, q) that straddle it;
   a pair's strength is max(c_p, c_q), since the watershed line (the ridge of
-  c) lies on one side or the other.
+  c) lies on one side or the other, or its crack strength if given.
 
   Args:
     labels: int [H, W] region ids 0..K-1.
     contour: float [H, W] contour strength.
+    crack_strength: optional oriented_watershed.CrackStrength of every
+      adjacent pixel pair of a finer (or the same) partition.
 
   Returns:
     (Boundaries, pair_boundary, p, q): the per-boundary sums, the boundary
@@ -227,7 +232,11 @@ def get_boundaries(labels, contour):
   num_labels = int(flat_labels.max()) + 1 if flat_labels.size else 0
   keys = lo * num_labels + hi
   unique_keys, pair_boundary = np.unique(keys, return_inverse=True)
-  strength = np.maximum(flat_contour[p], flat_contour[q])
+  if crack_strength is None:
+    strength = np.maximum(flat_contour[p], flat_contour[q])
+  else:
+    strength = oriented_watershed.get_pair_strength(crack_strength, p, q,
+                                                    labels.shape[1])
   sums = np.bincount(pair_boundary, weights=strength,
                      minlength=unique_keys.size)
   counts = np.bincount(pair_boundary, minlength=unique_keys.size)
@@ -332,7 +341,7 @@ class _RegionGraph(object):
     return dense.ravel()
 
 
-def get_ultrametric_contour_map(labels, contour):
+def get_ultrametric_contour_map(labels, contour, crack_strength=None):
   """Hierarchical merging of adjacent regions -> ultrametric contour map.
 
   Repeatedly merges the two adjacent regions with the weakest boundary,
@@ -347,6 +356,8 @@ def get_ultrametric_contour_map(labels, contour):
     labels: int [H, W] fine region ids 0..K-1 (e.g. from
       get_watershed_regions).
     contour: float [H, W] contour strength in [0, 1].
+    crack_strength: optional oriented_watershed.CrackStrength replacing the
+      pixel-pair strengths (as in get_boundaries).
 
   Returns:
     (ucm, boundaries, levels): float32 [H, W] pixel UCM (every pixel of a
@@ -359,7 +370,8 @@ def get_ultrametric_contour_map(labels, contour):
     raise ValueError('labels %s and contour %s differ in shape'
                      % (labels.shape, np.shape(contour)))
   num_regions = int(labels.max()) + 1 if labels.size else 0
-  boundaries, pair_boundary, p, q = get_boundaries(labels, contour)
+  boundaries, pair_boundary, p, q = get_boundaries(labels, contour,
+                                                   crack_strength)
   sizes = np.bincount(labels.ravel(), minlength=num_regions)
   graph = _RegionGraph(num_regions, boundaries, sizes)
   levels = np.zeros(len(boundaries.counts), np.float64)
@@ -404,7 +416,8 @@ def threshold_hierarchy(labels, boundaries, levels, threshold):
 
 
 def merge_small_and_excess_regions(labels, contour, min_size=DEFAULT_MIN_SIZE,
-                                   max_segments=MAX_SEGMENTS):
+                                   max_segments=MAX_SEGMENTS,
+                                   crack_strength=None):
   """Merges regions below min_size, then caps the region count.
 
   Small regions, smallest first, join the neighbour across their weakest
@@ -417,6 +430,8 @@ def merge_small_and_excess_regions(labels, contour, min_size=DEFAULT_MIN_SIZE,
     contour: float [H, W] contour strength.
     min_size: regions with fewer pixels are merged (unless they are alone).
     max_segments: the largest number of regions returned (>= 1).
+    crack_strength: optional oriented_watershed.CrackStrength (as in
+      get_boundaries).
 
   Returns:
     int64 [H, W] region ids 0..R'-1 (arbitrary order), R' <= max_segments.
@@ -426,7 +441,7 @@ def merge_small_and_excess_regions(labels, contour, min_size=DEFAULT_MIN_SIZE,
   labels = np.asarray(labels)
   num_regions = int(labels.max()) + 1
   sizes = np.bincount(labels.ravel(), minlength=num_regions)
-  boundaries = get_boundaries(labels, contour)[0]
+  boundaries = get_boundaries(labels, contour, crack_strength)[0]
   graph = _RegionGraph(num_regions, boundaries, sizes)
 
   if min_size > 1:
@@ -477,7 +492,8 @@ def get_oversegmentation(image=None,
                          threshold=DEFAULT_THRESHOLD,
                          max_segments=MAX_SEGMENTS,
                          min_size=DEFAULT_MIN_SIZE,
-                         return_ucm=False):
+                         return_ucm=False,
+                         oriented=False):
   """OWT-UCM-style oversegmentation of an image.
 
   Args:
@@ -491,6 +507,8 @@ def get_oversegmentation(image=None,
       padding by the training reader).
     min_size: regions with fewer pixels are merged into a neighbour.
     return_ucm: also return the float32 [H, W] UCM.
+    oriented: boundary strengths from the oriented watershed transform
+      (utils/oriented_watershed.py) instead of the plain contour values.
 
   Returns:
     uint8 [H, W] segment ids 0..N-1 in raster order (N <= max_segments), and
@@ -508,10 +526,14 @@ def get_oversegmentation(image=None,
     raise ValueError('image %s and contour map %s differ in size'
                      % (np.shape(image)[:2], contour.shape))
   fine = get_watershed_regions(contour)
-  ucm, boundaries, levels = get_ultrametric_contour_map(fine, contour)
+  crack_strength = (
+      oriented_watershed.get_oriented_crack_strength(fine, contour)
+      if oriented else None)
+  ucm, boundaries, levels = get_ultrametric_contour_map(fine, contour,
+                                                        crack_strength)
   regions = threshold_hierarchy(fine, boundaries, levels, threshold)
   regions = merge_small_and_excess_regions(regions, contour, min_size,
-                                           max_segments)
+                                           max_segments, crack_strength)
   segments = renumber_raster_order(regions).astype(np.uint8)
   if return_ucm:
     return segments, ucm
@@ -584,7 +606,7 @@ def get_contour_path(contour_dir, image_path):
 def make_oversegmentation_mask(image_path, mask_path, contour_path=None,
                                ucm_path=None, threshold=DEFAULT_THRESHOLD,
                                max_segments=MAX_SEGMENTS,
-                               min_size=DEFAULT_MIN_SIZE):
+                               min_size=DEFAULT_MIN_SIZE, oriented=False):
   """Computes one image's mask (and UCM) and writes them atomically.
 
   Args:
@@ -593,7 +615,8 @@ def make_oversegmentation_mask(image_path, mask_path, contour_path=None,
     contour_path: optional contour probability PNG (same size as the
       image); without it the contours come from get_contour_strength.
     ucm_path: optional path of the 16-bit UCM PNG.
-    threshold, max_segments, min_size: as in get_oversegmentation.
+    threshold, max_segments, min_size, oriented: as in
+      get_oversegmentation.
 
   Returns:
     The number of segments written.
@@ -615,7 +638,7 @@ def make_oversegmentation_mask(image_path, mask_path, contour_path=None,
           image.shape[1], image.shape[0]))
   segments, ucm = get_oversegmentation(
       image, contour, threshold=threshold, max_segments=max_segments,
-      min_size=min_size, return_ucm=True)
+      min_size=min_size, return_ucm=True, oriented=oriented)
   atomic_io.atomic_save_png(mask_path, segments)
   if ucm_path is not None:
     atomic_io.atomic_save_png(ucm_path, ucm_to_uint16(ucm))

@@ -1,5 +1,6 @@
 #!/bin/bash
 # The CamVid recipe: supervised SegSort, unsupervised SegSort (segments from
+# HED contours + OWT-UCM: pyscripts/tools/make_contours.py, then
 # pyscripts/tools/make_oversegmentation.py) and the pixel-wise softmax
 # baseline, each trained FROM SCRATCH at a small width that fits a CPU
 # budget, then prototypes of train, kNN (or softmax) inference and mIoU on
@@ -9,9 +10,12 @@
 #
 #   DATAROOT=/path/to/camvid bash bashscripts/camvid/train_camvid.sh
 #
-# DATAROOT may be read-only: the oversegmentation masks go to WORK_DIR/hed
-# and a 3-column list (image, label, mask) in WORK_DIR names them.
-# The figures in README came from this script as it is (see README).
+# DATAROOT may be read-only: the HED maps go to WORK_DIR/hed_contours, the
+# oversegmentation masks to WORK_DIR/hed_owt_ucm (MASKS=gradient-ucm: the
+# built-in colour-gradient masks, WORK_DIR/hed) and a 3-column list (image,
+# label, mask) in WORK_DIR names them.
+# The figures in README came from this script as it is (see README; the
+# unsupervised one with MASKS=gradient-ucm).
 
 set -e
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -49,6 +53,13 @@ K_IN_NEAREST_NEIGHBORS=15
 # Inference on the whole 360x480 image.
 INFERENCE_INPUT_SIZE=360,480
 
+# Oversegmentation masks of the unsupervised model: hed-owt-ucm (HED
+# contours, oriented watershed, UCM threshold measured on CamVid val, see
+# README) or gradient-ucm (the built-in colour-gradient contours, plain
+# watershed, no HED).
+MASKS=${MASKS:-hed-owt-ucm}
+OWT_UCM_THRESHOLD=0.2
+
 # Stages (1 = run).
 IS_OVERSEG=${IS_OVERSEG:-1}
 IS_SEGSORT=${IS_SEGSORT:-1}
@@ -59,7 +70,16 @@ if [ "${SMOKE:-0}" = "1" ]; then
   BATCH_SIZE=2; TRAIN_INPUT_SIZE=64,64; WIDTH_MULTIPLIER=0.0625
   EMBEDDING_DIM=8; SEGSORT_STEPS=2; UNSUP_STEPS=2; SOFTMAX_STEPS=2
   NUM_CLUSTERS=2; KMEANS_ITERATIONS=2; K_IN_NEAREST_NEIGHBORS=3
+  # HED costs seconds per photo plus its start-up; the smoke run checks the
+  # stages, not the masks.
+  MASKS=gradient-ucm
 fi
+case "${MASKS}" in
+  hed-owt-ucm) MASK_FOLDER=hed_owt_ucm ;;
+  gradient-ucm) MASK_FOLDER=hed ;;
+  *) echo "error: MASKS must be hed-owt-ucm or gradient-ucm, got ${MASKS}" >&2
+     exit 1 ;;
+esac
 
 for f in "${DATAROOT}/train.txt" "${DATAROOT}/val.txt"; do
   if [ ! -f "$f" ]; then
@@ -80,8 +100,9 @@ stage() {
 }
 
 # The training list with a third column: where the masks are (or will be).
-TRAIN_LIST=${WORK_DIR}/train_overseg.txt
-HED_DIR=$(cd "${WORK_DIR}" && pwd)/hed
+TRAIN_LIST=${WORK_DIR}/train_overseg_${MASKS}.txt
+HED_DIR=$(cd "${WORK_DIR}" && pwd)/${MASK_FOLDER}
+CONTOUR_DIR=${WORK_DIR}/hed_contours
 VAL_LIST=${WORK_DIR}/val.txt
 LIMIT=cat
 if [ "${SMOKE:-0}" = "1" ]; then LIMIT="head -n 4"; fi
@@ -96,7 +117,14 @@ TRAIN="--data_dir ${DATAROOT} --data_list ${TRAIN_LIST} --input_size ${TRAIN_INP
 VAL="--data_dir ${DATAROOT} --data_list ${VAL_LIST} --input_size ${INFERENCE_INPUT_SIZE}"
 BENCH="--gt_dir ${DATAROOT}/CamVid/segcls --num_classes ${NUM_CLASSES} --allow_extra_gt"
 
-if [ "${IS_OVERSEG}" = "1" ]; then
+if [ "${IS_OVERSEG}" = "1" ] && [ "${MASKS}" = "hed-owt-ucm" ]; then
+  stage contours ${PYTHON} pyscripts/tools/make_contours.py \
+    --data_dir ${DATAROOT} --data_list ${TRAIN_LIST} --contour_dir ${CONTOUR_DIR}
+  stage overseg ${PYTHON} pyscripts/tools/make_oversegmentation.py \
+    --data_dir ${DATAROOT} --data_list ${TRAIN_LIST} \
+    --contour_dir ${CONTOUR_DIR} --watershed oriented \
+    --threshold ${OWT_UCM_THRESHOLD}
+elif [ "${IS_OVERSEG}" = "1" ]; then
   stage overseg ${PYTHON} pyscripts/tools/make_oversegmentation.py \
     --data_dir ${DATAROOT} --data_list ${TRAIN_LIST}
 fi
@@ -122,7 +150,7 @@ if [ "${IS_SEGSORT}" = "1" ]; then
 fi
 
 if [ "${IS_UNSUP}" = "1" ]; then
-  D=${WORK_DIR}/unsup_segsort_pspnet_${BACKBONE}_w${WIDTH_MULTIPLIER}_1xb${BATCH_SIZE}-${UNSUP_STEPS}it_camvid-${TRAIN_INPUT_SIZE/,/x}
+  D=${WORK_DIR}/unsup_segsort_${MASKS}_pspnet_${BACKBONE}_w${WIDTH_MULTIPLIER}_1xb${BATCH_SIZE}-${UNSUP_STEPS}it_camvid-${TRAIN_INPUT_SIZE/,/x}
   stage unsup_train ${PYTHON} pyscripts/train/train_segsort_unsup.py ${NET} ${SEG} ${TRAIN} \
     --concentration ${CONCENTRATION} --num_banks 0 \
     --num_steps ${UNSUP_STEPS} --save_pred_every 1000 --snapshot_dir ${D}

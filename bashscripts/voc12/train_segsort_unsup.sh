@@ -18,9 +18,12 @@
 # (README, "Data"). The ImageNet checkpoint goes to
 # snapshots/imagenet/trained/resnet_v1_101.ckpt. The original expected
 # precomputed HED + OWT-UCM masks in VOC2012/hed/; with IS_OVERSEG=1 (the
-# default) pyscripts/tools/make_oversegmentation.py writes the masks that
-# are missing there and keeps those that exist. The IS_* toggles may also be
-# set from the environment.
+# default) pyscripts/tools/make_contours.py writes HED contour maps to
+# VOC2012/hed_contours/ and pyscripts/tools/make_oversegmentation.py turns
+# them into HED-owt-ucm masks in VOC2012/hed/ (MASKS=gradient-ucm: masks from
+# the built-in colour-gradient contours, no HED). Both keep what exists
+# (e.g. the original release's masks): delete VOC2012/hed/ to remake the
+# masks. The IS_* toggles may also be set from the environment.
 #
 # SMOKE=1 runs the same pipeline on a tiny synthetic dataset with a tiny
 # network for 2 steps (CI runs it; SMOKE_DIR, a new temporary folder by
@@ -76,6 +79,11 @@ INFERENCE_STRIDES=320,320
 INFERENCE_SPLIT=val
 COLORMAP=misc/colormapvoc.mat
 
+# Oversegmentation masks: hed-owt-ucm (HED contours, oriented watershed,
+# UCM threshold measured on CamVid val, README) or gradient-ucm.
+MASKS=${MASKS:-hed-owt-ucm}
+OWT_UCM_THRESHOLD=0.2
+
 # SegSort hyper-parameters (training has no k-means and no memory banks:
 # the oversegmentation gives the segments).
 CONCENTRATION=10
@@ -116,7 +124,14 @@ if [ "${SMOKE}" = 1 ]; then
   NUM_CLUSTERS=2
   KMEANS_ITERATIONS=2
   K_IN_NEAREST_NEIGHBORS=3
+  # HED's start-up alone would double the smoke run: the fast detector.
+  MASKS=gradient-ucm
 fi
+case "${MASKS}" in
+  hed-owt-ucm|gradient-ucm) ;;
+  *) echo "error: MASKS must be hed-owt-ucm or gradient-ucm, got ${MASKS}" >&2
+     exit 1 ;;
+esac
 
 # Named for what it is: method, model, backbone, GPUs x batch, steps,
 # dataset, crop.
@@ -135,8 +150,18 @@ fi
 check_inputs "${IS_TRAIN}" "${IS_BENCHMARK}" train+ ${INFERENCE_SPLIT}
 
 # Oversegmentation masks VOC2012/hed/NAME.png of train+ (the path the reader
-# derives from each label path); existing masks are kept.
-if [ "${IS_OVERSEG}" = 1 ]; then
+# derives from each label path); existing contour maps and masks are kept.
+if [ "${IS_OVERSEG}" = 1 ] && [ "${MASKS}" = hed-owt-ucm ]; then
+  "${PYTHON}" pyscripts/tools/make_contours.py \
+    --data_dir "${DATA_DIR}/" \
+    --data_list "${LIST_DIR}/train+.txt" \
+    --contour_dir "${DATA_DIR}/VOC2012/hed_contours"
+  "${PYTHON}" pyscripts/tools/make_oversegmentation.py \
+    --data_dir "${DATA_DIR}/" \
+    --data_list "${LIST_DIR}/train+.txt" \
+    --contour_dir "${DATA_DIR}/VOC2012/hed_contours" \
+    --watershed oriented --threshold "${OWT_UCM_THRESHOLD}"
+elif [ "${IS_OVERSEG}" = 1 ]; then
   "${PYTHON}" pyscripts/tools/make_oversegmentation.py \
     --data_dir "${DATA_DIR}/" \
     --data_list "${LIST_DIR}/train+.txt"

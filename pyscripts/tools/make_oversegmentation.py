@@ -4,10 +4,14 @@ Unsupervised SegSort trains on oversegmentation regions. The original masks
 came from HED contours and MATLAB OWT-UCM; this tool makes them in Python
 (utils/oversegmentation.py): contour strength (from --contour_dir PNGs, or a
 built-in multi-scale colour-gradient detector), watershed regions, an
-ultrametric contour map, thresholded at --threshold.
+ultrametric contour map, thresholded at --threshold. With --contour_dir the
+boundary strengths come from the oriented watershed transform
+(utils/oriented_watershed.py; --watershed oriented): HED-owt-ucm masks from
+the HED maps of make_contours.py.
 
   python pyscripts/tools/make_oversegmentation.py \
-      --data_dir /data/VOCdevkit --data_list dataset/voc12/train+.txt
+      --data_dir /data/VOCdevkit --data_list dataset/voc12/train+.txt \
+      [--contour_dir /data/VOCdevkit/VOC2012/hed_contours]
 
 Masks are grayscale uint8 PNGs of segment ids 0..N-1 (N <= 255), numbered in
 raster order, at the path the training reader expects (third list column,
@@ -27,6 +31,8 @@ if ROOT not in sys.path:
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from pyscripts import flags  # noqa: E402
+from utils import oriented_watershed  # noqa: E402
 from utils import oversegmentation  # noqa: E402
 
 
@@ -34,19 +40,23 @@ def get_arguments(argv=None):
   """Parses the command line."""
   parser = argparse.ArgumentParser(
       description='OWT-UCM-style oversegmentation masks for a data list.')
-  parser.add_argument('--data_dir', type=str, required=True,
-                      help='Folder the list paths are relative to.')
-  parser.add_argument('--data_list', type=str, required=True,
-                      help='Lines "IMAGE [LABEL [OVERSEG]]".')
-  parser.add_argument('--contour_dir', type=str, default=None,
-                      help='Optional folder of contour/HED probability PNGs '
-                           'NAME.png (0..255 = strength), same size as the '
-                           'images; default: contours from the image.')
-  parser.add_argument('--threshold', type=float,
-                      default=oversegmentation.DEFAULT_THRESHOLD,
+  flags.add_image_list_flags(
+      parser, 'Optional folder of contour/HED probability PNGs NAME.png '
+      '(0..255 = strength), same size as the images; default: contours '
+      'from the image.', contour_dir_required=False)
+  parser.add_argument('--watershed', choices=('plain', 'oriented'),
+                      default=None,
+                      help='Boundary strengths from the contour values '
+                           '(plain) or the oriented watershed transform '
+                           '(oriented); default: oriented with '
+                           '--contour_dir, else plain.')
+  parser.add_argument('--threshold', type=float, default=None,
                       help='UCM level in [0, 1] (the contour scale); '
                            'boundaries at or above it are kept. Higher '
-                           'means fewer segments.')
+                           'means fewer segments. Default: %g oriented, '
+                           '%g plain.' % (
+                               oriented_watershed.DEFAULT_THRESHOLD,
+                               oversegmentation.DEFAULT_THRESHOLD))
   parser.add_argument('--max_segments', type=int,
                       default=oversegmentation.MAX_SEGMENTS,
                       help='At most this many segments per image (1..255; '
@@ -65,6 +75,12 @@ def get_arguments(argv=None):
   parser.add_argument('--overwrite', action='store_true',
                       help='Recompute masks that already exist.')
   args = parser.parse_args(argv)
+  if args.watershed is None:
+    args.watershed = 'oriented' if args.contour_dir else 'plain'
+  if args.threshold is None:
+    args.threshold = (oriented_watershed.DEFAULT_THRESHOLD
+                      if args.watershed == 'oriented'
+                      else oversegmentation.DEFAULT_THRESHOLD)
   if not 0.0 <= args.threshold <= 1.0:
     parser.error('--threshold must be in [0, 1], got %r' % args.threshold)
   if not 1 <= args.max_segments <= oversegmentation.MAX_SEGMENTS:
@@ -81,13 +97,13 @@ def get_arguments(argv=None):
   return args
 
 
-def _process(task, threshold, max_segments, min_size):
+def _process(task, threshold, max_segments, min_size, oriented):
   """Worker: one image; errors name the image."""
   image_path, mask_path, contour_path, ucm_path = task
   try:
     return oversegmentation.make_oversegmentation_mask(
         image_path, mask_path, contour_path, ucm_path, threshold=threshold,
-        max_segments=max_segments, min_size=min_size)
+        max_segments=max_segments, min_size=min_size, oriented=oriented)
   except Exception as e:
     raise RuntimeError('%s: %s' % (image_path, e)) from e
 
@@ -134,13 +150,15 @@ def main(argv=None):
     sys.exit('error: %d input file(s) not found, first: %s'
              % (len(missing), ', '.join(missing[:5])))
 
-  print('%d images in %s: %d to do, %d already done'
-        % (len(pairs), args.data_list, len(tasks), skipped))
+  print('%d images in %s: %d to do, %d already done (%s watershed, '
+        'threshold %g)' % (len(pairs), args.data_list, len(tasks), skipped,
+                           args.watershed, args.threshold))
   if not tasks:
     return
   work = functools.partial(_process, threshold=args.threshold,
                            max_segments=args.max_segments,
-                           min_size=args.min_size)
+                           min_size=args.min_size,
+                           oriented=args.watershed == 'oriented')
   counts = []
   try:
     for count in tqdm(_run(work, tasks, args.num_workers), total=len(tasks),
