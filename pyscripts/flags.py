@@ -8,7 +8,6 @@ import argparse
 import os
 import sys
 
-from seg_models import models
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -105,6 +104,10 @@ def add_image_list_flags(parser, contour_dir_help, contour_dir_required):
 
 def add_model_flags(parser):
   """Model choice; --model/--backbone/--width_multiplier are new here."""
+  # Imported here, not at the top: seg_models switches TensorFlow to graph
+  # mode, and the tools that share the other flag groups (make_contours.py
+  # runs HED eagerly) must not import it.
+  from seg_models import models  # pylint: disable=import-outside-toplevel
   group = parser.add_argument_group('model')
   group.add_argument('--model', type=str, default='pspnet',
                      choices=list(models.MODELS),
