@@ -1,8 +1,7 @@
 """Graph builders for SegSort (TensorFlow 1.x style through tf.compat.v1).
 
 Importing this package switches TensorFlow to graph mode: every module below
-builds ops into the default graph with ``tf.compat.v1`` APIs, as the original
-TF 1.x release did.
+builds ops into the default graph with ``tf.compat.v1`` APIs.
 """
 import os
 import sys

@@ -6,7 +6,6 @@ new here (--model, --backbone, --backbone_variant, --width_multiplier,
 """
 import argparse
 import os
-import sys
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,6 +65,36 @@ def _float_list(text):
   except ValueError:
     raise argparse.ArgumentTypeError('expected comma-separated numbers, got '
                                      '%r' % (text,))
+
+
+# The flags that describe a benchmarked run, in the benchmarks' JSON.
+BENCHMARK_SETTINGS = (
+    'model', 'backbone', 'backbone_variant', 'width_multiplier',
+    'input_size', 'batch_size', 'num_classes', 'embedding_dim',
+    'num_clusters', 'kmeans_iterations', 'num_banks', 'restore_from',
+    'steps', 'warmup')
+
+
+def get_values(args, names):
+  """{name: value} of the parsed flags names, tuples as lists (for JSON)."""
+  values = {}
+  for name in names:
+    value = getattr(args, name)
+    values[name] = list(value) if isinstance(value, tuple) else value
+  return values
+
+
+def add_hidden_alias(group, alias, dest, **kwargs):
+  """An old spelling of a flag: same dest, absent from --help.
+
+  Args:
+    group: the parser or argument group of the flag.
+    alias: the old spelling, e.g. '--output'.
+    dest: the flag's dest, e.g. 'output_json'.
+    **kwargs: the flag's type or action.
+  """
+  group.add_argument(alias, dest=dest, default=argparse.SUPPRESS,
+                     help=argparse.SUPPRESS, **kwargs)
 
 
 def get_parser(description):
@@ -194,7 +223,9 @@ def add_training_flags(parser, num_gpu=1, learning_rate=1e-3):
 
 
 def add_inference_flags(parser, strides='320,320'):
-  group = parser.add_argument_group('inference')
+  group = parser.add_argument_group(
+      'inference', 'Inference always runs the network in inference mode '
+      '(--is_training and --use_global_status do not apply to it).')
   group.add_argument('--strides', type=_int_pair, default=strides,
                      help='Comma-separated H,W strides of the sliding window.')
   group.add_argument('--colormap', type=str, default='',
@@ -230,12 +261,6 @@ def parse(parser, argv=None):
   if getattr(args, 'data_list', None) is not None and not args.data_list:
     parser.error('--data_list is required')
   return args
-
-
-def fail(message, code=1):
-  """Prints a one-line error (no stack trace) and exits."""
-  sys.stderr.write('error: %s\n' % message)
-  sys.exit(code)
 
 
 def add_prediction_flags(parser):

@@ -1,4 +1,4 @@
-"""Measurements behind pyscripts/benchmark/benchmark_speed.py.
+"""Measurements behind the speed benchmarks in pyscripts/benchmark/.
 
 Each measurement runs in a process of its own (run_worker starts the script
 again with a hidden worker flag), so that peak memory figures do not mix:
@@ -13,12 +13,15 @@ the peak resident set size (RSS) of a process only ever grows.
 - benchmark_knn_bank: the chunked kNN search of one image's test prototypes
   in a random bank of unit prototypes, with the memory used by the search
   itself measured apart from the memory of the bank.
-- summarize / format_report: the JSON layout and the printed tables.
+- benchmark_input_pipeline: the trainer's input pipeline alone.
+- time_image: the predictor's stages on one image.
+
+The timers and memory figures come from utils/profiling.py; the JSON
+layouts and printed reports belong to the scripts.
 """
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -26,7 +29,6 @@ import time
 
 import numpy as np
 import tensorflow.compat.v1 as tf
-from tqdm import tqdm
 
 from network.common import layers
 from network.multigpu import towers
@@ -34,9 +36,10 @@ from network.segsort import train_utils
 from seg_models import checkpoints
 from seg_models import predictor
 from seg_models import prototype_sets
-from seg_models import sliding_window
 from seg_models import trainer
 from utils import atomic_io
+from utils import errors
+from utils import profiling
 
 # Worker (configuration) names; each runs in its own process.
 WORKER_TRAIN_SEGSORT = 'train_segsort'
@@ -46,93 +49,11 @@ WORKER_KNN = 'knn'
 TRAIN_WORKERS = {WORKER_TRAIN_SEGSORT: trainer.LOSS_SEGSORT,
                  WORKER_TRAIN_SOFTMAX: trainer.LOSS_SOFTMAX}
 
-# The goals of the issue: SegSort's step within 10% of softmax's, votes
-# under 10% of multi-scale inference.
-MAX_STEP_RATIO = 1.10
-MAX_VOTES_SHARE = 0.10
-
-_MB = float(2 ** 20)
+# Columns of time_image: the predictor's stages, then the rest and the sum.
 INFERENCE_COLUMNS = predictor.STAGES + ('other', 'total')
 
 
-class BenchmarkError(ValueError):
-  """Flags or worker failures (reported without a stack trace)."""
-
-
-# ---------------------------------------------------------------------------
-# Memory and time.
-# ---------------------------------------------------------------------------
-
-
-def get_peak_rss_mb():
-  """Peak resident set size of this process so far, in MiB (getrusage)."""
-  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-  # Linux reports KiB, macOS bytes.
-  return peak / (_MB if sys.platform == 'darwin' else 1024.0)
-
-
-def _read_status_kb(field):
-  """A 'kB' field of /proc/self/status (Linux), or None."""
-  try:
-    with open('/proc/self/status', encoding='ascii') as f:
-      for line in f:
-        if line.startswith(field + ':'):
-          return float(line.split()[1])
-  except OSError:
-    pass
-  return None
-
-
-def get_current_rss_mb():
-  """Resident set size now, in MiB (the peak where /proc is missing)."""
-  kb = _read_status_kb('VmRSS')
-  return kb / 1024.0 if kb is not None else get_peak_rss_mb()
-
-
-def reset_peak_rss():
-  """Resets the kernel's RSS high-water mark (Linux >= 4.0).
-
-  Writing 5 to /proc/self/clear_refs sets VmHWM to the current RSS, so that
-  get_rss_high_water_mark_mb() afterwards measures the peak of what follows
-  only. Read get_peak_rss_mb() BEFORE calling this: getrusage's peak may be
-  reset with it.
-
-  Returns:
-    Whether the reset worked.
-  """
-  try:
-    with open('/proc/self/clear_refs', 'w', encoding='ascii') as f:
-      f.write('5')
-  except OSError:
-    return False
-  return _read_status_kb('VmHWM') is not None
-
-
-def get_rss_high_water_mark_mb():
-  """VmHWM in MiB: the peak RSS since the last reset_peak_rss()."""
-  kb = _read_status_kb('VmHWM')
-  return kb / 1024.0 if kb is not None else get_peak_rss_mb()
-
-
-def time_calls(fn, count, warmup=0, desc=None, show_progress=False):
-  """Calls fn() warmup times untimed, then count times timed.
-
-  Returns:
-    The list of count wall times in seconds.
-  """
-  for _ in range(warmup):
-    fn()
-  seconds = []
-  for _ in tqdm(range(count), desc=desc, disable=not show_progress,
-                leave=False, dynamic_ncols=True):
-    start = time.perf_counter()
-    fn()
-    seconds.append(time.perf_counter() - start)
-  return seconds
-
-
-def median(values):
-  return float(np.median(np.asarray(values, dtype=np.float64)))
+BenchmarkError = errors.BenchmarkError
 
 
 # ---------------------------------------------------------------------------
@@ -188,7 +109,7 @@ def benchmark_train_step(opts, loss_type, steps, warmup, show_progress=True):
     if restorer is not None:
       restorer[2](sess)
     build_seconds = time.perf_counter() - start
-    build_peak = get_peak_rss_mb()
+    build_peak = profiling.get_peak_rss_mb()
 
     fetches = {'loss': g.total_loss, 'op': g.step_op}
     last = {}
@@ -196,12 +117,13 @@ def benchmark_train_step(opts, loss_type, steps, warmup, show_progress=True):
     def step():
       last['loss'] = sess.run(fetches)['loss']
 
-    step_seconds = time_calls(step, steps, warmup, desc=loss_type + ' steps',
-                              show_progress=show_progress)
+    step_seconds = profiling.time_calls(step, steps, warmup,
+                                        desc=loss_type + ' steps',
+                                        show_progress=show_progress)
     if not np.isfinite(last['loss']):
       raise BenchmarkError('the %s loss became %s' % (loss_type,
                                                       last['loss']))
-    peak = get_peak_rss_mb()
+    peak = profiling.get_peak_rss_mb()
 
     # Added after the timed steps, so that they do not change the graph the
     # steps ran; a TF1 session picks up the new ops.
@@ -214,20 +136,20 @@ def benchmark_train_step(opts, loss_type, steps, warmup, show_progress=True):
     batch_feed = dict(zip(batch, cached[:-1]))
     loss_feed = dict(batch_feed)
     loss_feed[g.output] = cached[-1]
-    forward_seconds = time_calls(lambda: sess.run(g.output, batch_feed), steps,
-                                 1, desc=loss_type + ' forward',
-                                 show_progress=show_progress)
-    loss_seconds = time_calls(lambda: sess.run(loss_fetches, loss_feed),
-                              steps, 1, desc=loss_type + ' loss',
-                              show_progress=show_progress)
+    forward_seconds = profiling.time_calls(
+        lambda: sess.run(g.output, batch_feed), steps, 1,
+        desc=loss_type + ' forward', show_progress=show_progress)
+    loss_seconds = profiling.time_calls(
+        lambda: sess.run(loss_fetches, loss_feed), steps, 1,
+        desc=loss_type + ' loss', show_progress=show_progress)
   finally:
     sess.close()
   return {
       'build_seconds': build_seconds,
       'step_seconds': step_seconds,
-      'step_median_seconds': median(step_seconds),
-      'forward_median_seconds': median(forward_seconds),
-      'loss_median_seconds': median(loss_seconds),
+      'step_median_seconds': profiling.median(step_seconds),
+      'forward_median_seconds': profiling.median(forward_seconds),
+      'loss_median_seconds': profiling.median(loss_seconds),
       'peak_rss_mb': peak,
       'build_peak_rss_mb': build_peak,
       'final_loss': float(last['loss']),
@@ -282,8 +204,8 @@ def benchmark_knn_bank(num_prototypes, embedding_dim, num_classes,
     matmul over the whole bank would hold), chunk_size (None = unchunked).
   """
   if num_prototypes < 1:
-    raise BenchmarkError('--knn_bank_sizes: sizes must be >= 1, got %d'
-                         % num_prototypes)
+    raise BenchmarkError('a prototype bank holds at least one prototype, '
+                         'got %d' % num_prototypes)
   rng = np.random.default_rng(seed)
   start = time.perf_counter()
   graph = tf.Graph()
@@ -293,11 +215,12 @@ def benchmark_knn_bank(num_prototypes, embedding_dim, num_classes,
     init_op = tf.global_variables_initializer()
   graph.finalize()
   with tf.Session(graph=graph) as sess:
-    features = get_random_unit_vectors(rng, num_prototypes, embedding_dim)
-    labels = rng.integers(0, num_classes, num_prototypes, dtype=np.int32)
-    sess.run(init_op, bank.get_init_feed_dict(features, labels))
+    random_bank = get_random_prototypes(num_prototypes, embedding_dim,
+                                        num_classes, rng)
+    sess.run(init_op, bank.get_init_feed_dict(random_bank.features,
+                                              random_bank.labels))
     # The session holds its own copy now.
-    del features, labels
+    del random_bank
     load_seconds = time.perf_counter() - start
     test_prototypes = get_random_unit_vectors(rng, num_queries,
                                               embedding_dim)
@@ -307,18 +230,19 @@ def benchmark_knn_bank(num_prototypes, embedding_dim, num_classes,
 
     for _ in range(warmup):
       search()
-    peak_before = get_peak_rss_mb()
-    rss_before = get_current_rss_mb()
-    reset = reset_peak_rss()
-    seconds = time_calls(search, repeats, desc='kNN %d' % num_prototypes,
-                         show_progress=show_progress)
-    search_peak = get_rss_high_water_mark_mb() if reset else None
+    peak_before = profiling.get_peak_rss_mb()
+    rss_before = profiling.get_current_rss_mb()
+    reset = profiling.reset_peak_rss()
+    seconds = profiling.time_calls(search, repeats,
+                                   desc='kNN %d' % num_prototypes,
+                                   show_progress=show_progress)
+    search_peak = profiling.get_rss_high_water_mark_mb() if reset else None
     result_votes = search()['votes']
   if not np.all(result_votes.sum(axis=1) == min(k, num_prototypes)):
     raise AssertionError('every query must receive min(k, P) votes')
-  peak = max(peak_before, get_peak_rss_mb(), search_peak or 0.0)
+  peak = max(peak_before, profiling.get_peak_rss_mb(), search_peak or 0.0)
   return {
-      'seconds': median(seconds),
+      'seconds': profiling.median(seconds),
       'seconds_all': seconds,
       'load_seconds': load_seconds,
       'peak_rss_mb': peak,
@@ -326,8 +250,9 @@ def benchmark_knn_bank(num_prototypes, embedding_dim, num_classes,
       'search_peak_rss_mb': search_peak,
       'search_extra_mb': (None if search_peak is None
                           else max(0.0, search_peak - rss_before)),
-      'bank_mb': num_prototypes * embedding_dim * 4 / _MB,
-      'unchunked_similarities_mb': num_queries * num_prototypes * 4 / _MB,
+      'bank_mb': num_prototypes * embedding_dim * 4 / profiling.MB,
+      'unchunked_similarities_mb': (num_queries * num_prototypes * 4 /
+                                    profiling.MB),
       'chunk_size': bank.chunk_size,
       'num_queries': num_queries,
   }
@@ -377,7 +302,7 @@ def write_worker_result(path, result):
 
 
 # ---------------------------------------------------------------------------
-# Report.
+# Machine.
 # ---------------------------------------------------------------------------
 
 
@@ -399,139 +324,9 @@ def get_machine():
           'tensorflow': tf.__version__, 'numpy': np.__version__}
 
 
-def summarize(settings, train, inference, knn):
-  """The results dict (the JSON layout).
-
-  Args:
-    settings: dict of the settings used.
-    train: {'segsort': benchmark_train_step result, 'softmax': ...}.
-    inference: {'single': {stage: seconds, ..., 'total'}, 'msc': {...},
-      'build_seconds', 'peak_rss_mb'}.
-    knn: {bank size (int): benchmark_knn_bank result}.
-
-  Returns:
-    A JSON-able dict (see the script's docstring).
-  """
-  names = (trainer.LOSS_SEGSORT, trainer.LOSS_SOFTMAX)
-  step = {n: train[n]['step_median_seconds'] for n in names}
-  ratio = step[trainer.LOSS_SEGSORT] / step[trainer.LOSS_SOFTMAX]
-  share = (train[trainer.LOSS_SEGSORT]['loss_median_seconds'] /
-           step[trainer.LOSS_SEGSORT])
-  msc = inference['msc']
-  votes_share = msc['votes'] / msc['total'] if msc['total'] else 0.0
-  return {
-      'settings': settings,
-      'train_step_seconds': step,
-      'train_step_ratio_segsort_over_softmax': ratio,
-      'kmeans_loss_share': share,
-      'loss_seconds': {n: train[n]['loss_median_seconds'] for n in names},
-      'forward_seconds': {n: train[n]['forward_median_seconds']
-                          for n in names},
-      'build_seconds': {n: train[n]['build_seconds'] for n in names},
-      'peak_rss_mb': {n: train[n]['peak_rss_mb'] for n in names},
-      'train_step_min_seconds': {n: float(min(train[n]['step_seconds']))
-                                 for n in names},
-      'train_step_all_seconds': {n: train[n]['step_seconds'] for n in names},
-      'inference_seconds': {mode: {c: inference[mode][c]
-                                   for c in INFERENCE_COLUMNS}
-                            for mode in ('single', 'msc')},
-      'inference_build_seconds': inference['build_seconds'],
-      'inference_peak_rss_mb': inference['peak_rss_mb'],
-      'votes_share_msc': votes_share,
-      'knn_bank': {str(size): knn[size] for size in sorted(knn)},
-      'goals': {
-          'train_step_ratio_at_most_%.2f' % MAX_STEP_RATIO:
-              bool(ratio <= MAX_STEP_RATIO),
-          'votes_share_msc_below_%.2f' % MAX_VOTES_SHARE:
-              bool(votes_share < MAX_VOTES_SHARE),
-      },
-  }
-
-
-def _met(ok):
-  return 'met' if ok else 'NOT met'
-
-
-def _mb(value):
-  return '%9s' % ('n/a' if value is None else '%.1f' % value)
-
-
-def format_report(results):
-  """The printed tables of a summarize() dict."""
-  s = results['settings']
-  seg, soft = trainer.LOSS_SEGSORT, trainer.LOSS_SOFTMAX
-  lines = ['Training step: %s %s x%g, %dx%d, batch %d; median of %d steps '
-           'after %d warm-up' % (s['model'], s['backbone'],
-                                 s['width_multiplier'], s['input_size'][0],
-                                 s['input_size'][1], s['batch_size'],
-                                 s['steps'], s['warmup']),
-           '%-10s %10s %10s %10s %10s %10s %12s' % (
-               'loss', 'step s', 'min step s', 'forward s', 'loss s',
-               'build s', 'peak RSS MB')]
-  for name in (seg, soft):
-    lines.append('%-10s %10.4f %10.4f %10.4f %10.4f %10.2f %12.1f' % (
-        name, results['train_step_seconds'][name],
-        results['train_step_min_seconds'][name],
-        results['forward_seconds'][name], results['loss_seconds'][name],
-        results['build_seconds'][name], results['peak_rss_mb'][name]))
-  ratio = results['train_step_ratio_segsort_over_softmax']
-  lines.append('step ratio segsort / softmax: %.3f (goal <= %.2f: %s)'
-               % (ratio, MAX_STEP_RATIO, _met(ratio <= MAX_STEP_RATIO)))
-  lines.append('k-means + loss share of the SegSort step: %.1f%%'
-               % (100.0 * results['kmeans_loss_share']))
-  lines.append('')
-  sizes = s['inference_image_sizes']
-  lines.append('Inference per image: mean of %d image(s) of %s, window %dx%d,'
-               ' strides %d,%d; msc scales %s%s; %d prototypes; k %d'
-               % ((len(sizes), ', '.join('%dx%d' % tuple(v) for v in
-                                         sizes[:3]) +
-                   (', ...' if len(sizes) > 3 else '')) +
-                  tuple(s['input_size']) + tuple(s['strides']) + (
-                      ','.join('%g' % v for v in s['scales']),
-                      ' + flips' if s['flip_aug'] else '',
-                      s['inference_num_prototypes'],
-                      s['k_in_nearest_neighbors'])))
-  lines.append('%-6s %s %7s' % ('mode', ' '.join(
-      '%9s' % c for c in INFERENCE_COLUMNS), 'votes%'))
-  for mode in ('single', 'msc'):
-    row = results['inference_seconds'][mode]
-    lines.append('%-6s %s %6.1f%%' % (
-        mode, ' '.join('%9.4f' % row[c] for c in INFERENCE_COLUMNS),
-        100.0 * row['votes'] / row['total'] if row['total'] else 0.0))
-  share = results['votes_share_msc']
-  lines.append('votes share of multi-scale inference: %.1f%% (goal < %.0f%%:'
-               ' %s); build %.2f s, peak RSS %.1f MB'
-               % (100.0 * share, 100.0 * MAX_VOTES_SHARE,
-                  _met(share < MAX_VOTES_SHARE),
-                  results['inference_build_seconds'],
-                  results['inference_peak_rss_mb']))
-  lines.append('')
-  lines.append('kNN per image: %d cluster prototypes, dim %d, k %d, chunks '
-               'of %s' % (s['num_clusters'] ** 2, s['embedding_dim'],
-                          s['k_in_nearest_neighbors'],
-                          s['knn_chunk_size'] or 'the whole bank'))
-  lines.append('%11s %9s %10s %9s %9s %9s %9s' % (
-      'prototypes', 'bank MB', 's/image', 'peak RSS', 'loaded', 'search+',
-      'Q x P MB'))
-  for size, row in results['knn_bank'].items():
-    lines.append('%11s %s %10.5f %s %s %s %s' % (
-        size, _mb(row['bank_mb']), row['seconds'], _mb(row['peak_rss_mb']),
-        _mb(row['rss_before_search_mb']), _mb(row['search_extra_mb']),
-        _mb(row['unchunked_similarities_mb'])))
-  lines.append('(loaded: RSS with the bank in memory; search+: what the '
-               'search adds, bounded by the chunk size; Q x P: one '
-               'similarity matrix over the whole bank)')
-  return '\n'.join(lines)
-
-
 # ---------------------------------------------------------------------------
-# Input pipeline against training (pyscripts/benchmark/
-# benchmark_input_pipeline.py).
+# Input pipeline.
 # ---------------------------------------------------------------------------
-
-# The goal of the issue: the pipeline delivers examples faster than a
-# training step consumes them, i.e. training never waits for its input.
-MIN_PIPELINE_RATIO = 1.0
 
 
 def get_rate(count, seconds, what):
@@ -592,9 +387,9 @@ def benchmark_input_pipeline(opts, batches, warmup,
     first = sess.run(batch)
     build_seconds = time.perf_counter() - start
     shapes = {key: list(np.shape(value)) for key, value in first.items()}
-    batch_seconds = time_calls(lambda: sess.run(consume), batches,
-                               max(warmup - 1, 0), desc='input pipeline',
-                               show_progress=show_progress)
+    batch_seconds = profiling.time_calls(
+        lambda: sess.run(consume), batches, max(warmup - 1, 0),
+        desc='input pipeline', show_progress=show_progress)
   batches_per_s = get_rate(batches, batch_seconds, 'input batches')
   return {
       'build_seconds': build_seconds,
@@ -607,102 +402,23 @@ def benchmark_input_pipeline(opts, batches, warmup,
   }
 
 
-def summarize_input_pipeline(settings, pipeline, train):
-  """The results dict of benchmark_input_pipeline.py (its JSON layout).
-
-  Args:
-    settings: dict of the settings used (with batch_size).
-    pipeline: a benchmark_input_pipeline result.
-    train: a benchmark_train_step result.
-
-  Returns:
-    A JSON-able dict:
-      settings;
-      pipeline {examples_per_s, batches_per_s, batches, total_seconds,
-                batch_seconds, build_seconds, batch_shapes};
-      training {steps_per_s, examples_per_s (= batch_size * steps_per_s),
-                steps, step_seconds, step_median_seconds,
-                step_min_seconds, forward_median_seconds, build_seconds,
-                final_loss};
-      ratio_pipeline_over_training  pipeline / training examples per second;
-      input_cpu_share  its inverse: the share of the pipeline's capacity a
-                       training run uses;
-      goals {pipeline_faster_than_training}.
-  """
-  batch_size = settings['batch_size']
-  steps = len(train['step_seconds'])
-  steps_per_s = get_rate(steps, train['step_seconds'], 'training steps')
-  training = {
-      'steps_per_s': steps_per_s,
-      'examples_per_s': batch_size * steps_per_s,
-      'steps': steps,
-      'step_seconds': list(train['step_seconds']),
-      'step_median_seconds': train['step_median_seconds'],
-      'step_min_seconds': float(min(train['step_seconds'])),
-      'forward_median_seconds': train['forward_median_seconds'],
-      'build_seconds': train['build_seconds'],
-      'final_loss': train['final_loss'],
-  }
-  keys = ('examples_per_s', 'batches_per_s', 'batches', 'total_seconds',
-          'batch_seconds', 'build_seconds', 'batch_shapes')
-  ratio = pipeline['examples_per_s'] / training['examples_per_s']
-  return {
-      'settings': settings,
-      'pipeline': {key: pipeline[key] for key in keys},
-      'training': training,
-      'ratio_pipeline_over_training': ratio,
-      'input_cpu_share': 1.0 / ratio,
-      'goals': {'pipeline_faster_than_training':
-                    bool(ratio > MIN_PIPELINE_RATIO)},
-  }
-
-
-def format_input_pipeline_report(results):
-  """The printed summary of a summarize_input_pipeline() dict."""
-  s = results['settings']
-  pipeline, training = results['pipeline'], results['training']
-  ratio = results['ratio_pipeline_over_training']
-  data = s['data']
-  if isinstance(data, dict):
-    data = data['data_list']
-  load = s.get('load_average') or {}
-  lines = [
-      'Input pipeline vs training: %s %s x%g, %dx%d crops, batch %d, '
-      'augmentation %s; data: %s' % (
-          s['model'], s['backbone'], s['width_multiplier'],
-          s['input_size'][0], s['input_size'][1], s['batch_size'],
-          ', '.join(s['augmentation']) or 'none', data),
-      '%-15s %12.2f examples/s  (%8.3f batches/s; %d batches after %d '
-      'warm-up in %.2f s)' % (
-          'pipeline alone', pipeline['examples_per_s'],
-          pipeline['batches_per_s'], pipeline['batches'],
-          max(s['warmup'], 1),
-          pipeline['total_seconds']),
-      '%-15s %12.2f examples/s  (%8.3f steps/s; %d steps after %d warm-up,'
-      ' median step %.3f s, fastest %.3f s)' % (
-          'training', training['examples_per_s'], training['steps_per_s'],
-          training['steps'], s['warmup'], training['step_median_seconds'],
-          training['step_min_seconds']),
-      'ratio pipeline / training examples/s: %.2f (goal > %g: %s); the '
-      'pipeline needs %.1f%% of its own capacity to feed training' % (
-          ratio, MIN_PIPELINE_RATIO,
-          _met(ratio > MIN_PIPELINE_RATIO),
-          100.0 * results['input_cpu_share']),
-  ]
-  if load:
-    lines.append('load average (1 min) before / after: %s / %s on %s CPUs'
-                 % (load.get('before', ['n/a'])[0],
-                    load.get('after', ['n/a'])[0],
-                    s['machine']['cpu_count']))
-  return '\n'.join(lines)
+# ---------------------------------------------------------------------------
+# Inference.
+# ---------------------------------------------------------------------------
 
 
 def get_random_prototypes(num, embedding_dim, num_classes, seed):
-  """A bank of random unit vectors with random classes."""
-  rng = np.random.RandomState(seed)
-  features = sliding_window.normalize_rows(
-      rng.randn(num, embedding_dim).astype(np.float32))
-  labels = rng.randint(0, num_classes, size=num).astype(np.int32)
+  """A PrototypeSet of num random unit vectors with random classes.
+
+  Args:
+    num: P.
+    embedding_dim: D.
+    num_classes: C (labels uniform in [0, C)).
+    seed: an int, or a np.random.Generator to draw from.
+  """
+  rng = np.random.default_rng(seed)
+  features = get_random_unit_vectors(rng, num, embedding_dim)
+  labels = rng.integers(0, num_classes, num, dtype=np.int32)
   return prototype_sets.PrototypeSet(features, labels)
 
 

@@ -11,12 +11,12 @@ import os
 import tensorflow.compat.v1 as tf
 
 from seg_models.models import common
+from utils import errors
 
 CHECKPOINT_PREFIX = 'model.ckpt'
 
 
-class RestoreError(ValueError):
-  """A checkpoint is absent or does not hold the requested variables."""
+RestoreError = errors.RestoreError
 
 
 def resolve_checkpoint(path):

@@ -36,7 +36,6 @@ K = n * n clusters of every clustered region.
 import collections
 import contextlib
 import dataclasses
-import os
 import time
 
 import numpy as np
@@ -49,11 +48,7 @@ from seg_models import models
 from seg_models import prototype_sets
 from seg_models import sliding_window
 from seg_models.models import common
-from utils import label_images
-
-# Output folders of the inference scripts, inside --save_dir.
-GRAY_SUBDIR = 'gray'
-COLOR_SUBDIR = 'color'
+from utils import errors
 
 # Scales of --scale_aug.
 MSC_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
@@ -66,8 +61,7 @@ STAGE_VOTES = 'votes'
 STAGES = (STAGE_NETWORK, STAGE_KMEANS, STAGE_KNN, STAGE_VOTES)
 
 
-class PredictorError(ValueError):
-  """Options or inputs a predictor cannot use."""
+PredictorError = errors.PredictorError
 
 
 @contextlib.contextmanager
@@ -103,14 +97,6 @@ class PredictorOptions:
   kmeans_iterations: int = 10
   k_in_nearest_neighbors: int = 15
   knn_chunk_size: int = 65536
-
-  @classmethod
-  def from_args(cls, args, **overrides):
-    """Options from parsed flags (missing ones keep their defaults)."""
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
-              if hasattr(args, f.name)}
-    values.update(overrides)
-    return cls(**values)
 
 
 class Predictor(object):
@@ -545,10 +531,3 @@ def get_scales(scale_aug, scales=None):
     return [float(s) for s in scales]
   return list(MSC_SCALES) if scale_aug else [1.0]
 
-
-def save_prediction(save_dir, name, labels, colormap):
-  """Writes SAVE_DIR/gray/NAME.png (class ids) and color/NAME.png."""
-  label_images.save_label_png(
-      os.path.join(save_dir, GRAY_SUBDIR, name + '.png'), labels)
-  label_images.save_color_png(
-      os.path.join(save_dir, COLOR_SUBDIR, name + '.png'), labels, colormap)

@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 from utils import atomic_io
+from utils import errors
 
 # Files of a prototype set, in SAVE_DIR/prototypes/.
 PROTOTYPE_SUBDIR = 'prototypes'
@@ -30,8 +31,7 @@ PROTOTYPE_INDEX_FORMAT = 'segsort-prototype-index'
 PROTOTYPE_INDEX_VERSION = 1
 
 
-class PrototypeError(ValueError):
-  """Prototype files that cannot be used (missing, unreadable, mismatched)."""
+PrototypeError = errors.PrototypeError
 
 
 @dataclasses.dataclass

@@ -45,6 +45,7 @@ from seg_models import models
 from seg_models.models import common
 from utils import colormaps
 from utils import config_snapshot
+from utils import errors
 
 # The loss names the scripts pass (the keys of losses.LOSSES).
 LOSS_SEGSORT = losses.SEGSORT
@@ -60,8 +61,7 @@ HEAD_LR_MULTIPLIER = 10.0
 MAX_SUMMARY_IMAGES = 3
 
 
-class TrainingError(ValueError):
-  """Options that cannot train (reported without a stack trace)."""
+TrainingError = errors.TrainingError
 
 
 @dataclasses.dataclass
@@ -102,15 +102,6 @@ class TrainOptions:
   not_restore_classifier: bool = False
   num_gpu: int = 1
   show_progress: bool = True
-
-  @classmethod
-  def from_args(cls, args, **overrides):
-    """Options from parsed flags (fields the script does not have keep
-    their defaults)."""
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
-              if hasattr(args, f.name)}
-    values.update(overrides)
-    return cls(**values)
 
 
 def get_output_size(input_size):

@@ -139,7 +139,7 @@ def test_summary_numbers():
   train = {'step_seconds': [1.5, 2.5], 'step_median_seconds': 2.0,
            'forward_median_seconds': 0.7, 'build_seconds': 3.0,
            'final_loss': 1.25}
-  results = benchmarking.summarize_input_pipeline(
+  results = benchmark_input_pipeline.summarize_input_pipeline(
       {'batch_size': 8}, pipeline, train)
   assert results['training']['steps_per_s'] == pytest.approx(0.5)
   assert results['training']['examples_per_s'] == pytest.approx(4.0)
@@ -149,7 +149,7 @@ def test_summary_numbers():
   assert results['goals'] == {'pipeline_faster_than_training': True}
 
   slow = dict(pipeline, examples_per_s=2.0)
-  assert not benchmarking.summarize_input_pipeline(
+  assert not benchmark_input_pipeline.summarize_input_pipeline(
       {'batch_size': 8}, slow, train)['goals'][
           'pipeline_faster_than_training']
   with pytest.raises(benchmarking.BenchmarkError, match='training steps'):

@@ -18,7 +18,7 @@ TINY_FLAGS = ['--backbone', 'resnet_v1_50', '--width_multiplier', '0.0625',
               '--input_size', '48,48', '--batch_size', '2',
               '--embedding_dim', '8', '--num_classes', '4',
               '--num_clusters', '2', '--kmeans_iterations', '2',
-              '--steps', '2', '--warmup', '1', '--inference_images', '1',
+              '--steps', '2', '--warmup', '1', '--max_images', '1',
               '--scales', '0.5,1', '--num_random_prototypes', '500',
               '--k_in_nearest_neighbors', '5', '--knn_chunk_size', '1000',
               '--knn_bank_sizes', '3000']
@@ -48,7 +48,7 @@ def test_end_to_end_tiny(tmp_path, monkeypatch):
 
   monkeypatch.setattr(benchmarking, 'run_worker', run_worker)
   output = str(tmp_path / 'speed.json')
-  results = benchmark_speed.main(TINY_FLAGS + ['--output', output,
+  results = benchmark_speed.main(TINY_FLAGS + ['--output_json', output,
                                                '--compare_onednn'])
   with open(output) as f:
     saved = json.load(f)
@@ -162,7 +162,7 @@ def test_summarize_numbers():
             'peak_rss_mb': 900.0, 'step_seconds': [step]}
   stage = {'network': 0.5, 'kmeans': 0.2, 'knn': 0.1, 'votes': 0.05,
            'other': 0.15, 'total': 1.0}
-  results = benchmarking.summarize(
+  results = benchmark_speed.summarize(
       {'steps': 1}, {'segsort': train(1.05, 0.21), 'softmax': train(1.0, 0.01)},
       {'single': stage, 'msc': dict(stage, votes=0.2, total=1.15),
        'build_seconds': 1.0, 'peak_rss_mb': 700.0},
@@ -185,6 +185,20 @@ def test_bad_flags_name_the_flag(flag, value, capsys):
   with pytest.raises(SystemExit):
     benchmark_speed.get_arguments([flag, value])
   assert flag in capsys.readouterr().err
+
+
+def test_old_flag_spellings_are_hidden_aliases(capsys):
+  args = benchmark_speed.get_arguments(['--output', 'a.json',
+                                        '--inference_images', '3'])
+  assert (args.output_json, args.max_images) == ('a.json', 3)
+  args = benchmark_speed.get_arguments([])
+  assert (args.output_json, args.max_images) == (
+      benchmark_speed.DEFAULT_OUTPUT, 2)
+  with pytest.raises(SystemExit):
+    benchmark_speed.get_arguments(['--help'])
+  usage = capsys.readouterr().out
+  assert '--output_json' in usage and '--max_images' in usage
+  assert '--output ' not in usage and '--inference_images' not in usage
 
 
 def test_run_worker_protocol(tmp_path):
@@ -212,7 +226,7 @@ def test_run_worker_protocol(tmp_path):
 def test_missing_data_list_fails_before_any_worker(tmp_path, capsys):
   with pytest.raises(SystemExit) as exit_info:
     benchmark_speed.main(['--data_list', str(tmp_path / 'none.txt'),
-                          '--output', str(tmp_path / 'out.json')])
+                          '--output_json', str(tmp_path / 'out.json')])
   assert exit_info.value.code == 1
   err = capsys.readouterr().err
   assert '--data_list' in err and err.count('\n') == 1

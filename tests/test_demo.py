@@ -29,16 +29,24 @@ def test_demo_report(tmp_path):
     assert json.load(f) == results
 
 
-def test_demo_report_errors_name_the_file(tmp_path):
+def _error_of(argv, capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    demo_report.main(argv)
+  assert exit_info.value.code == 1
+  err = capsys.readouterr().err
+  assert err.startswith('error: ') and err.count('\n') == 1
+  return err
+
+
+def test_demo_report_errors_name_the_file(tmp_path, capsys):
   timings = tmp_path / 'timings.txt'
   timings.write_text('data two three\n')
-  with pytest.raises(SystemExit, match='timings.txt:1'):
-    demo_report.main(['--demo_dir', str(tmp_path), '--timings',
-                      str(timings)])
+  assert 'timings.txt:1' in _error_of(
+      ['--demo_dir', str(tmp_path), '--timings', str(timings)], capsys)
   timings.write_text('data 2\n')
-  with pytest.raises(SystemExit, match='nope.json does not exist'):
-    demo_report.main(['--demo_dir', str(tmp_path), '--timings', str(timings),
-                      '--miou', 'segsort=%s' % (tmp_path / 'nope.json')])
+  assert 'nope.json does not exist' in _error_of(
+      ['--demo_dir', str(tmp_path), '--timings', str(timings),
+       '--miou', 'segsort=%s' % (tmp_path / 'nope.json')], capsys)
 
 
 @pytest.mark.slow

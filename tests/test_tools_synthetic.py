@@ -161,14 +161,17 @@ def test_render_scene_shapes_and_classes():
     synth.render_scene(rng, 40, 56, num_classes=5, first_class=5)
 
 
-def test_bad_arguments_are_named(tmp_path):
+def test_bad_arguments_are_named(tmp_path, capsys):
   with pytest.raises(ValueError, match=r'num_classes must be in \[2, 8\]'):
     synth.generate_dataset(str(tmp_path),
                            num_classes=synth.MAX_NUM_CLASSES + 1,
                            show_progress=False)
-  with pytest.raises(SystemExit, match='num_train must be >= 0, got -1'):
+  with pytest.raises(SystemExit) as exit_info:
     make_synthetic_dataset.main(['--output_dir', str(tmp_path),
                                  '--num_train', '-1'])
+  assert exit_info.value.code == 1
+  assert capsys.readouterr().err == (
+      'error: num_train must be >= 0, got -1\n')
 
 
 def test_command_line_from_repo_root(tmp_path):

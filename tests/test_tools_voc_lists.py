@@ -232,7 +232,8 @@ def test_voc_png_reader_rejects_colour_pngs(tmp_path):
     voc.load_voc_class_mask(path)
 
 
-def test_errors_name_the_missing_folder_or_file(fake_data, tmp_path):
+def test_errors_name_the_missing_folder_or_file(fake_data, tmp_path,
+                                                capsys):
   devkit, sbd, _ = fake_data
   out = str(tmp_path / 'lists')
   with pytest.raises(voc.DatasetError, match='VOC2012 folder not found'):
@@ -248,9 +249,12 @@ def test_errors_name_the_missing_folder_or_file(fake_data, tmp_path):
   assert str(missing_mat) in str(error.value)
   # Nothing is written when an input is missing.
   assert not (devkit / 'VOC2012' / 'segcls').exists()
-  with pytest.raises(SystemExit, match='2008_000102.mat'):
+  with pytest.raises(SystemExit) as exit_info:
     voc.main(['--data_dir', str(devkit), '--sbd_dir', str(sbd),
               '--output_dir', out])
+  assert exit_info.value.code == 1
+  err = capsys.readouterr().err
+  assert err.startswith('error: ') and '2008_000102.mat' in err
 
 
 def test_size_mismatch_names_both_files(fake_data, tmp_path):

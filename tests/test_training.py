@@ -8,11 +8,14 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+from pyscripts import script_glue
 from pyscripts.train import train as train_softmax_script
 from pyscripts.train import train_segsort
 from seg_models import image_reader
 from seg_models import trainer
 from tests import tiny_data
+
+get_options = script_glue.options_from_args
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -70,7 +73,7 @@ def _opts(data_dir, snapshot_dir, **kw):
   args = train_segsort.get_arguments(
       tiny_data.train_args(data_dir, snapshot_dir))
   kw.setdefault('show_progress', False)
-  return trainer.TrainOptions.from_args(args, **kw)
+  return get_options(trainer.TrainOptions, args, **kw)
 
 
 def test_poly_learning_rate():
@@ -206,19 +209,19 @@ def test_iter_size_accumulates_into_one_update(tmp_path):
   args = train_softmax_script.get_arguments(
       tiny_data.train_args(data_dir, init, segsort=False,
                            use_global_status=True))
-  base = trainer.TrainOptions.from_args(args, show_progress=False)
-  trainer.train(trainer.TrainOptions.from_args(
-      args, show_progress=False, num_steps=1, learning_rate=1e-12),
+  base = get_options(trainer.TrainOptions, args, show_progress=False)
+  trainer.train(get_options(trainer.TrainOptions, args, show_progress=False,
+                            num_steps=1, learning_rate=1e-12),
                 trainer.LOSS_SOFTMAX)
   damped = _write_damped_checkpoint(os.path.join(init, 'model.ckpt-1'),
                                     str(tmp_path / 'damped' / 'model.ckpt'))
   results = {}
   for batch_size, iter_size in ((4, 1), (2, 2)):
     snap = str(tmp_path / ('b%d_i%d' % (batch_size, iter_size)))
-    opts = trainer.TrainOptions.from_args(
-        args, show_progress=False, num_steps=1, batch_size=batch_size,
-        iter_size=iter_size, snapshot_dir=snap, learning_rate=0.05,
-        restore_from=damped)
+    opts = get_options(
+        trainer.TrainOptions, args, show_progress=False, num_steps=1,
+        batch_size=batch_size, iter_size=iter_size, snapshot_dir=snap,
+        learning_rate=0.05, restore_from=damped)
     results[(batch_size, iter_size)] = _read_checkpoint(
         trainer.train(opts, trainer.LOSS_SOFTMAX)['checkpoint'])
   before = _read_checkpoint(damped)

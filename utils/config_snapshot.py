@@ -9,7 +9,8 @@ def save_config(snapshot_dir, args):
 
   Args:
     snapshot_dir: folder (created if needed).
-    args: an argparse.Namespace or a dict of argument values.
+    args: a dict of argument values, or an object holding them as
+      attributes (the parsed flags).
 
   Returns:
     The path of the config file.

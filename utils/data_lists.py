@@ -23,9 +23,9 @@ is never read from, or written over, a label or an image.
 import collections
 import os
 
+from utils import errors
 
-class DataListError(ValueError):
-  """A data list, or a file it names, is malformed, missing or unreadable."""
+DataListError = errors.DataListError
 
 
 DataEntry = collections.namedtuple(

@@ -127,7 +127,7 @@ def resnet_v1(x,
               variant=DEFAULT_VARIANT,
               root_filters=ROOT_FILTERS,
               bn_decay=BACKBONE_BN_DECAY):
-  """Generic ResNet-v1 at output stride 8 (the original release's signature).
+  """Generic ResNet-v1 at output stride 8.
 
   Args:
     x: images [N, H, W, 3] (mean subtracted), or a list of them (towers).

@@ -27,7 +27,7 @@ def get_tower_devices(num_towers, use_gpu=None):
     ['/gpu:0', ...] or ['/cpu:0', ...] (the CPU ones need session_config).
   """
   if num_towers < 1:
-    raise ValueError('--num_gpu must be at least 1, got %d.' % num_towers)
+    raise ValueError('at least one tower is needed, got %d.' % num_towers)
   gpus = num_available_gpus()
   if use_gpu is None:
     use_gpu = gpus >= num_towers

@@ -19,6 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 
+from pyscripts import script_glue  # noqa: E402
 from utils import classes  # noqa: E402
 from utils import metrics  # noqa: E402
 
@@ -47,9 +48,15 @@ def get_arguments(argv=None):
 
 
 def main(argv=None):
-  args = get_arguments(argv)
+  # The messages name the flag or file at fault; a traceback adds nothing.
+  return script_glue.run_script(evaluate, get_arguments(argv),
+                                user_errors=(OSError, ValueError))
+
+
+def evaluate(args):
+  """Prints (and saves) the mIoU of the predictions; returns the results."""
   if args.num_classes < 1:
-    raise SystemExit('--num_classes must be >= 1, got %d' % args.num_classes)
+    raise ValueError('--num_classes must be >= 1, got %d' % args.num_classes)
   class_names = classes.get_class_names(args.num_classes, args.class_names)
   accumulator = metrics.evaluate_folders(
       args.pred_dir, args.gt_dir, args.num_classes,
@@ -63,8 +70,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-  try:
-    main()
-  except (OSError, ValueError) as e:
-    # The messages name the flag or file at fault; a traceback adds nothing.
-    sys.exit('benchmark_by_mIoU.py: error: %s' % e)
+  main()

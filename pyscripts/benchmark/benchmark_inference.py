@@ -34,14 +34,15 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from pyscripts import flags  # noqa: E402
-from seg_models import inference_main  # noqa: E402
+from pyscripts import inference_main  # noqa: E402
+from pyscripts import script_glue  # noqa: E402
 from seg_models import benchmarking  # noqa: E402
 from seg_models import predictor  # noqa: E402
 from seg_models import prototype_sets  # noqa: E402
 from utils import atomic_io  # noqa: E402
 
 MODES = ('single', 'msc')
-COLUMNS = predictor.STAGES + ('other', 'total')
+COLUMNS = benchmarking.INFERENCE_COLUMNS
 
 
 def get_arguments(argv=None):
@@ -51,9 +52,9 @@ def get_arguments(argv=None):
   group = parser.add_argument_group('benchmark')
   group.add_argument('--modes', type=str, default='single,msc',
                      help='Comma-separated modes to time: single, msc.')
-  group.add_argument('--max_images', type=int, default=0,
+  group.add_argument('--max_images', type=flags.int_at_least(0), default=0,
                      help='Only the first this many images (0 = all).')
-  group.add_argument('--warmup', type=int, default=1,
+  group.add_argument('--warmup', type=flags.int_at_least(0), default=1,
                      help='Untimed passes on the first image.')
   group.add_argument('--num_random_prototypes', type=int, default=10000,
                      help='Size of the random bank used without '
@@ -91,7 +92,7 @@ def benchmark(args):
     prototypes = benchmarking.get_random_prototypes(
         args.num_random_prototypes, args.embedding_dim, args.num_classes,
         args.random_seed)
-  opts = predictor.PredictorOptions.from_args(args)
+  opts = inference_main.get_predictor_options(args)
   results = {'settings': {
       'input_size': list(opts.input_size), 'strides': list(opts.strides),
       'model': opts.model, 'backbone': opts.backbone,
@@ -133,7 +134,7 @@ def benchmark(args):
 
 
 def main(argv=None):
-  return inference_main.run(benchmark, get_arguments(argv))
+  return script_glue.run_script(benchmark, get_arguments(argv))
 
 
 if __name__ == '__main__':

@@ -57,16 +57,18 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 
 from pyscripts import flags  # noqa: E402
+from pyscripts import script_glue  # noqa: E402
 from seg_models import benchmarking  # noqa: E402
-from seg_models import image_reader  # noqa: E402
 from seg_models import trainer  # noqa: E402
 from utils import atomic_io  # noqa: E402
+from utils import profiling  # noqa: E402
 from utils import synthetic_data  # noqa: E402
 
-USER_ERRORS = (benchmarking.BenchmarkError, trainer.TrainingError,
-               image_reader.DataListError)
 # What the pipeline does to every training example (the VOC recipe).
 AUGMENTATION = ('random_scale', 'random_mirror', 'random_crop')
+# The goal: the pipeline delivers examples faster than a training step
+# consumes them, i.e. training never waits for its input.
+MIN_PIPELINE_RATIO = 1.0
 
 
 def _image_size(text):
@@ -117,24 +119,17 @@ def _write_synthetic_data(args, folder):
 
 
 def get_settings(args, synthetic):
-  return {
-      'model': args.model, 'backbone': args.backbone,
-      'backbone_variant': args.backbone_variant,
-      'width_multiplier': args.width_multiplier,
-      'input_size': list(args.input_size), 'batch_size': args.batch_size,
-      'num_classes': args.num_classes, 'embedding_dim': args.embedding_dim,
-      'num_clusters': args.num_clusters,
-      'kmeans_iterations': args.kmeans_iterations,
-      'num_banks': args.num_banks, 'restore_from': args.restore_from,
+  """The settings part of the JSON."""
+  settings = flags.get_values(args, flags.BENCHMARK_SETTINGS +
+                              ('pipeline_batches',))
+  settings.update({
       'loss': trainer.LOSS_SEGSORT, 'augmentation': list(AUGMENTATION),
-      'steps': args.steps, 'warmup': args.warmup,
-      'pipeline_batches': args.pipeline_batches,
       'data': ('synthetic %d images %dx%d (JPEG)'
                % ((max(args.synthetic_images, args.batch_size),) +
                   tuple(args.synthetic_size)) if synthetic else
                {'data_dir': args.data_dir, 'data_list': args.data_list}),
-      'machine': benchmarking.get_machine(),
-  }
+      'machine': benchmarking.get_machine()})
+  return settings
 
 
 def _load_average():
@@ -142,6 +137,97 @@ def _load_average():
     return [round(v, 2) for v in os.getloadavg()]
   except OSError:
     return None
+
+
+def summarize_input_pipeline(settings, pipeline, train):
+  """The results dict of benchmark_input_pipeline.py (its JSON layout).
+
+  Args:
+    settings: dict of the settings used (with batch_size).
+    pipeline: a benchmark_input_pipeline result.
+    train: a benchmark_train_step result.
+
+  Returns:
+    A JSON-able dict:
+      settings;
+      pipeline {examples_per_s, batches_per_s, batches, total_seconds,
+                batch_seconds, build_seconds, batch_shapes};
+      training {steps_per_s, examples_per_s (= batch_size * steps_per_s),
+                steps, step_seconds, step_median_seconds,
+                step_min_seconds, forward_median_seconds, build_seconds,
+                final_loss};
+      ratio_pipeline_over_training  pipeline / training examples per second;
+      input_cpu_share  its inverse: the share of the pipeline's capacity a
+                       training run uses;
+      goals {pipeline_faster_than_training}.
+  """
+  batch_size = settings['batch_size']
+  steps = len(train['step_seconds'])
+  steps_per_s = benchmarking.get_rate(steps, train['step_seconds'],
+                                      'training steps')
+  training = {
+      'steps_per_s': steps_per_s,
+      'examples_per_s': batch_size * steps_per_s,
+      'steps': steps,
+      'step_seconds': list(train['step_seconds']),
+      'step_median_seconds': train['step_median_seconds'],
+      'step_min_seconds': float(min(train['step_seconds'])),
+      'forward_median_seconds': train['forward_median_seconds'],
+      'build_seconds': train['build_seconds'],
+      'final_loss': train['final_loss'],
+  }
+  keys = ('examples_per_s', 'batches_per_s', 'batches', 'total_seconds',
+          'batch_seconds', 'build_seconds', 'batch_shapes')
+  ratio = pipeline['examples_per_s'] / training['examples_per_s']
+  return {
+      'settings': settings,
+      'pipeline': {key: pipeline[key] for key in keys},
+      'training': training,
+      'ratio_pipeline_over_training': ratio,
+      'input_cpu_share': 1.0 / ratio,
+      'goals': {'pipeline_faster_than_training':
+                    bool(ratio > MIN_PIPELINE_RATIO)},
+  }
+
+
+def format_input_pipeline_report(results):
+  """The printed summary of a summarize_input_pipeline() dict."""
+  s = results['settings']
+  pipeline, training = results['pipeline'], results['training']
+  ratio = results['ratio_pipeline_over_training']
+  data = s['data']
+  if isinstance(data, dict):
+    data = data['data_list']
+  load = s.get('load_average') or {}
+  lines = [
+      'Input pipeline vs training: %s %s x%g, %dx%d crops, batch %d, '
+      'augmentation %s; data: %s' % (
+          s['model'], s['backbone'], s['width_multiplier'],
+          s['input_size'][0], s['input_size'][1], s['batch_size'],
+          ', '.join(s['augmentation']) or 'none', data),
+      '%-15s %12.2f examples/s  (%8.3f batches/s; %d batches after %d '
+      'warm-up in %.2f s)' % (
+          'pipeline alone', pipeline['examples_per_s'],
+          pipeline['batches_per_s'], pipeline['batches'],
+          max(s['warmup'], 1),
+          pipeline['total_seconds']),
+      '%-15s %12.2f examples/s  (%8.3f steps/s; %d steps after %d warm-up,'
+      ' median step %.3f s, fastest %.3f s)' % (
+          'training', training['examples_per_s'], training['steps_per_s'],
+          training['steps'], s['warmup'], training['step_median_seconds'],
+          training['step_min_seconds']),
+      'ratio pipeline / training examples/s: %.2f (goal > %g: %s); the '
+      'pipeline needs %.1f%% of its own capacity to feed training' % (
+          ratio, MIN_PIPELINE_RATIO,
+          profiling.get_goal_status(ratio > MIN_PIPELINE_RATIO),
+          100.0 * results['input_cpu_share']),
+  ]
+  if load:
+    lines.append('load average (1 min) before / after: %s / %s on %s CPUs'
+                 % (load.get('before', ['n/a'])[0],
+                    load.get('after', ['n/a'])[0],
+                    s['machine']['cpu_count']))
+  return '\n'.join(lines)
 
 
 def benchmark(args):
@@ -157,9 +243,10 @@ def benchmark(args):
   try:
     data_dir, data_list = (_write_synthetic_data(args, folder) if synthetic
                            else (args.data_dir, args.data_list))
-    opts = trainer.TrainOptions.from_args(
-        args, data_dir=data_dir, data_list=data_list, is_training=True,
-        iter_size=1, num_gpu=1, snapshot_dir=tempfile.gettempdir(),
+    opts = script_glue.options_from_args(
+        trainer.TrainOptions, args, data_dir=data_dir, data_list=data_list,
+        is_training=True, iter_size=1, num_gpu=1,
+        snapshot_dir=tempfile.gettempdir(),
         show_progress=True, **{name: True for name in AUGMENTATION})
     # The pipeline first: a bad data list fails here, in seconds, before
     # the network is built.
@@ -173,8 +260,8 @@ def benchmark(args):
   settings = get_settings(args, synthetic)
   settings['load_average'] = {'before': load_before,
                               'after': _load_average()}
-  results = benchmarking.summarize_input_pipeline(settings, pipeline, train)
-  print(benchmarking.format_input_pipeline_report(results))
+  results = summarize_input_pipeline(settings, pipeline, train)
+  print(format_input_pipeline_report(results))
   if args.output_json:
     atomic_io.atomic_write_text(args.output_json,
                                 json.dumps(results, indent=2) + '\n')
@@ -183,13 +270,7 @@ def benchmark(args):
 
 
 def main(argv=None):
-  args = get_arguments(argv)
-  try:
-    return benchmark(args)
-  except USER_ERRORS as e:
-    flags.fail(str(e))
-  except KeyboardInterrupt:
-    sys.exit(130)
+  return script_glue.run_script(benchmark, get_arguments(argv))
 
 
 if __name__ == '__main__':

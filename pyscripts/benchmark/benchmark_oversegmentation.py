@@ -37,6 +37,7 @@ if ROOT not in sys.path:
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from pyscripts import script_glue  # noqa: E402
 from utils import boundary_metrics  # noqa: E402
 from utils import atomic_io  # noqa: E402
 from utils import data_lists  # noqa: E402
@@ -205,18 +206,20 @@ def save_grid(path, examples, threshold):
 
 
 def main(argv=None):
-  args = get_arguments(argv)
-  try:
-    examples = _read_examples(args.data_dir, args.data_list, args.num_images,
-                              args.contour_dir)
-  except (OSError, ValueError) as e:
-    sys.exit('error: %s' % e)
+  return script_glue.run_script(measure, get_arguments(argv),
+                                user_errors=(OSError, ValueError))
+
+
+def measure(args):
+  """Scores the masks of the list's first images; writes the reports."""
+  examples = _read_examples(args.data_dir, args.data_list, args.num_images,
+                            args.contour_dir)
   missing = [p for example in examples for p in example
              if not os.path.isfile(p)]
   if missing:
-    sys.exit('error: %d input file(s) not found, first: %s (contour maps '
-             'come from pyscripts/tools/make_contours.py)'
-             % (len(missing), missing[0]))
+    raise FileNotFoundError(
+        '%d input file(s) not found, first: %s (contour maps come from '
+        'pyscripts/tools/make_contours.py)' % (len(missing), missing[0]))
   work = functools.partial(_evaluate, sweep=args.sweep,
                            tolerance=args.tolerance,
                            ignore_label=args.ignore_label)

@@ -44,7 +44,7 @@ it, the training runs restore the backbone only, since the two heads
 differ). Inference uses a bank of --num_random_prototypes random prototypes
 unless --prototype_dir is given.
 
-JSON written to --output (all times in seconds, memory in MiB):
+JSON written to --output_json (all times in seconds, memory in MiB):
   settings                                  flags, data, machine
   train_step_seconds {segsort, softmax}     median step
   train_step_ratio_segsort_over_softmax
@@ -95,19 +95,23 @@ from tqdm import tqdm  # noqa: E402
 from network.common import layers  # noqa: E402
 from network.segsort import common_utils  # noqa: E402
 from pyscripts import flags  # noqa: E402
+from pyscripts import inference_main  # noqa: E402
+from pyscripts import script_glue  # noqa: E402
 from seg_models import benchmarking  # noqa: E402
-from seg_models import inference_main  # noqa: E402
 from seg_models import predictor  # noqa: E402
 from seg_models import prototype_sets  # noqa: E402
 from seg_models import trainer  # noqa: E402
 from utils import atomic_io  # noqa: E402
+from utils import profiling  # noqa: E402
 from utils import synthetic_data  # noqa: E402
 
 SCRIPT = os.path.abspath(__file__)
 DEFAULT_OUTPUT = os.path.join('snapshots', 'benchmark_speed.json')
 ONEDNN_ENV = 'TF_ENABLE_ONEDNN_OPTS'
-USER_ERRORS = inference_main.USER_ERRORS + (benchmarking.BenchmarkError,
-                                            trainer.TrainingError)
+# The goals: SegSort's step within 10% of softmax's, votes under 10% of
+# multi-scale inference.
+MAX_STEP_RATIO = 1.10
+MAX_VOTES_SHARE = 0.10
 
 
 def _int_list(text):
@@ -129,7 +133,7 @@ def get_arguments(argv=None):
   flags.add_inference_flags(parser)
   flags.add_knn_flags(parser)
   flags.add_prediction_flags(parser)
-  # Multi-scale means the original's msc setting unless --scales says
+  # Multi-scale means scales 0.5..1.75 with flips unless --scales says
   # otherwise.
   parser.set_defaults(scale_aug=True, flip_aug=True)
   group = parser.add_argument_group('benchmark')
@@ -138,16 +142,19 @@ def get_arguments(argv=None):
                           'loss runs, kNN searches).')
   group.add_argument('--warmup', type=flags.int_at_least(0), default=3,
                      help='Untimed training steps before the timed ones.')
-  group.add_argument('--output', type=str, default=DEFAULT_OUTPUT,
+  group.add_argument('--output_json', type=str, default=DEFAULT_OUTPUT,
                      help='Where to write the results as JSON.')
+  flags.add_hidden_alias(group, '--output', 'output_json', type=str)
   group.add_argument('--knn_bank_sizes', type=_int_list,
                      default='10000,100000,1000000',
                      help='Comma-separated prototype bank sizes of the kNN '
                           'benchmark.')
-  group.add_argument('--inference_images', type=flags.int_at_least(1),
+  group.add_argument('--max_images', type=flags.int_at_least(1),
                      default=2,
                      help='Images timed per inference mode (after one '
                           'untimed pass).')
+  flags.add_hidden_alias(group, '--inference_images', 'max_images',
+                         type=flags.int_at_least(1))
   group.add_argument('--compare_onednn', action='store_true',
                      help='Also time both training steps with oneDNN off '
                           'and on (TF_ENABLE_ONEDNN_OPTS=0 and =1, each in '
@@ -172,8 +179,8 @@ def get_arguments(argv=None):
 
 
 def _train_worker(args, loss_type):
-  opts = trainer.TrainOptions.from_args(
-      args, is_training=True, iter_size=1, num_gpu=1,
+  opts = script_glue.options_from_args(
+      trainer.TrainOptions, args, is_training=True, iter_size=1, num_gpu=1,
       snapshot_dir=tempfile.gettempdir(), show_progress=True)
   result = benchmarking.benchmark_train_step(opts, loss_type, args.steps,
                                              args.warmup)
@@ -183,7 +190,7 @@ def _train_worker(args, loss_type):
 
 
 def _inference_worker(args):
-  entries = inference_main.get_entries(args)[:args.inference_images]
+  entries = inference_main.get_entries(args)[:args.max_images]
   if args.prototype_dir:
     prototypes = prototype_sets.load_prototypes(
         args.prototype_dir, args.embedding_dim, args.num_classes)
@@ -192,7 +199,7 @@ def _inference_worker(args):
         args.num_random_prototypes, args.embedding_dim, args.num_classes,
         args.random_seed)
   scales = predictor.get_scales(args.scale_aug, args.scales)
-  opts = predictor.PredictorOptions.from_args(args)
+  opts = inference_main.get_predictor_options(args)
   start = time.perf_counter()
   with predictor.SegSortPredictor(opts, prototypes,
                                   allow_random_weights=True) as model:
@@ -211,7 +218,7 @@ def _inference_worker(args):
                    for c in benchmarking.INFERENCE_COLUMNS}
             for mode in rows}
   result.update(build_seconds=build_seconds,
-                peak_rss_mb=benchmarking.get_peak_rss_mb(),
+                peak_rss_mb=profiling.get_peak_rss_mb(),
                 image_sizes=[list(image.shape[:2]) for image in images],
                 num_prototypes=len(prototypes), scales=scales)
   return result
@@ -247,32 +254,22 @@ def _write_synthetic_data(args, folder):
   """The synthetic dataset; returns (data_dir, data_list)."""
   height, width = args.input_size
   return synthetic_data.write_training_set(
-      folder, max(2 * args.batch_size, args.inference_images), height, width,
+      folder, max(2 * args.batch_size, args.max_images), height, width,
       args.num_classes, args.random_seed)
 
 
 def get_settings(args, synthetic):
-  return {
-      'model': args.model, 'backbone': args.backbone,
-      'backbone_variant': args.backbone_variant,
-      'width_multiplier': args.width_multiplier,
-      'input_size': list(args.input_size), 'batch_size': args.batch_size,
-      'num_classes': args.num_classes, 'embedding_dim': args.embedding_dim,
-      'concentration': args.concentration,
-      'num_clusters': args.num_clusters,
-      'kmeans_iterations': args.kmeans_iterations,
-      'num_banks': args.num_banks, 'use_global_status':
-          args.use_global_status, 'restore_from': args.restore_from,
-      'steps': args.steps, 'warmup': args.warmup, 'iter_size': 1,
+  """The settings part of the JSON."""
+  settings = flags.get_values(args, flags.BENCHMARK_SETTINGS + (
+      'concentration', 'use_global_status', 'strides',
+      'k_in_nearest_neighbors', 'knn_chunk_size', 'knn_bank_sizes',
+      'prototype_dir'))
+  settings.update({
+      'iter_size': 1, 'flip_aug': bool(args.flip_aug),
       'data': 'synthetic' if synthetic else {
           'data_dir': args.data_dir, 'data_list': args.data_list},
-      'strides': list(args.strides), 'flip_aug': bool(args.flip_aug),
-      'k_in_nearest_neighbors': args.k_in_nearest_neighbors,
-      'knn_chunk_size': args.knn_chunk_size,
-      'knn_bank_sizes': list(args.knn_bank_sizes),
-      'prototype_dir': args.prototype_dir,
-      'machine': benchmarking.get_machine(),
-  }
+      'machine': benchmarking.get_machine()})
+  return settings
 
 
 def _summarize_onednn(outputs):
@@ -301,6 +298,130 @@ def _format_onednn(table):
   lines.append('dilated convs: off -> %s, on -> %s' % (
       table['off']['conv_paths']['atrous_conv'],
       table['on']['conv_paths']['atrous_conv']))
+  return '\n'.join(lines)
+
+
+def summarize(settings, train, inference, knn):
+  """The results dict (the JSON layout).
+
+  Args:
+    settings: dict of the settings used.
+    train: {'segsort': benchmark_train_step result, 'softmax': ...}.
+    inference: {'single': {stage: seconds, ..., 'total'}, 'msc': {...},
+      'build_seconds', 'peak_rss_mb'}.
+    knn: {bank size (int): benchmark_knn_bank result}.
+
+  Returns:
+    A JSON-able dict (see the script's docstring).
+  """
+  names = (trainer.LOSS_SEGSORT, trainer.LOSS_SOFTMAX)
+  step = {n: train[n]['step_median_seconds'] for n in names}
+  ratio = step[trainer.LOSS_SEGSORT] / step[trainer.LOSS_SOFTMAX]
+  share = (train[trainer.LOSS_SEGSORT]['loss_median_seconds'] /
+           step[trainer.LOSS_SEGSORT])
+  msc = inference['msc']
+  votes_share = msc['votes'] / msc['total'] if msc['total'] else 0.0
+  return {
+      'settings': settings,
+      'train_step_seconds': step,
+      'train_step_ratio_segsort_over_softmax': ratio,
+      'kmeans_loss_share': share,
+      'loss_seconds': {n: train[n]['loss_median_seconds'] for n in names},
+      'forward_seconds': {n: train[n]['forward_median_seconds']
+                          for n in names},
+      'build_seconds': {n: train[n]['build_seconds'] for n in names},
+      'peak_rss_mb': {n: train[n]['peak_rss_mb'] for n in names},
+      'train_step_min_seconds': {n: float(min(train[n]['step_seconds']))
+                                 for n in names},
+      'train_step_all_seconds': {n: train[n]['step_seconds'] for n in names},
+      'inference_seconds': {mode: {c: inference[mode][c]
+                                   for c in benchmarking.INFERENCE_COLUMNS}
+                            for mode in ('single', 'msc')},
+      'inference_build_seconds': inference['build_seconds'],
+      'inference_peak_rss_mb': inference['peak_rss_mb'],
+      'votes_share_msc': votes_share,
+      'knn_bank': {str(size): knn[size] for size in sorted(knn)},
+      'goals': {
+          'train_step_ratio_at_most_%.2f' % MAX_STEP_RATIO:
+              bool(ratio <= MAX_STEP_RATIO),
+          'votes_share_msc_below_%.2f' % MAX_VOTES_SHARE:
+              bool(votes_share < MAX_VOTES_SHARE),
+      },
+  }
+
+
+def _mb(value):
+  """A MiB figure in a 9-wide column ('n/a' when not measured)."""
+  return '%9s' % ('n/a' if value is None else '%.1f' % value)
+
+
+def format_report(results):
+  """The printed tables of a summarize() dict."""
+  s = results['settings']
+  seg, soft = trainer.LOSS_SEGSORT, trainer.LOSS_SOFTMAX
+  lines = ['Training step: %s %s x%g, %dx%d, batch %d; median of %d steps '
+           'after %d warm-up' % (s['model'], s['backbone'],
+                                 s['width_multiplier'], s['input_size'][0],
+                                 s['input_size'][1], s['batch_size'],
+                                 s['steps'], s['warmup']),
+           '%-10s %10s %10s %10s %10s %10s %12s' % (
+               'loss', 'step s', 'min step s', 'forward s', 'loss s',
+               'build s', 'peak RSS MB')]
+  for name in (seg, soft):
+    lines.append('%-10s %10.4f %10.4f %10.4f %10.4f %10.2f %12.1f' % (
+        name, results['train_step_seconds'][name],
+        results['train_step_min_seconds'][name],
+        results['forward_seconds'][name], results['loss_seconds'][name],
+        results['build_seconds'][name], results['peak_rss_mb'][name]))
+  ratio = results['train_step_ratio_segsort_over_softmax']
+  lines.append('step ratio segsort / softmax: %.3f (goal <= %.2f: %s)'
+               % (ratio, MAX_STEP_RATIO,
+                  profiling.get_goal_status(ratio <= MAX_STEP_RATIO)))
+  lines.append('k-means + loss share of the SegSort step: %.1f%%'
+               % (100.0 * results['kmeans_loss_share']))
+  lines.append('')
+  sizes = s['inference_image_sizes']
+  lines.append('Inference per image: mean of %d image(s) of %s, window %dx%d,'
+               ' strides %d,%d; msc scales %s%s; %d prototypes; k %d'
+               % ((len(sizes), ', '.join('%dx%d' % tuple(v) for v in
+                                         sizes[:3]) +
+                   (', ...' if len(sizes) > 3 else '')) +
+                  tuple(s['input_size']) + tuple(s['strides']) + (
+                      ','.join('%g' % v for v in s['scales']),
+                      ' + flips' if s['flip_aug'] else '',
+                      s['inference_num_prototypes'],
+                      s['k_in_nearest_neighbors'])))
+  lines.append('%-6s %s %7s' % ('mode', ' '.join(
+      '%9s' % c for c in benchmarking.INFERENCE_COLUMNS), 'votes%'))
+  for mode in ('single', 'msc'):
+    row = results['inference_seconds'][mode]
+    lines.append('%-6s %s %6.1f%%' % (
+        mode, ' '.join('%9.4f' % row[c]
+                       for c in benchmarking.INFERENCE_COLUMNS),
+        100.0 * row['votes'] / row['total'] if row['total'] else 0.0))
+  share = results['votes_share_msc']
+  lines.append('votes share of multi-scale inference: %.1f%% (goal < %.0f%%:'
+               ' %s); build %.2f s, peak RSS %.1f MB'
+               % (100.0 * share, 100.0 * MAX_VOTES_SHARE,
+                  profiling.get_goal_status(share < MAX_VOTES_SHARE),
+                  results['inference_build_seconds'],
+                  results['inference_peak_rss_mb']))
+  lines.append('')
+  lines.append('kNN per image: %d cluster prototypes, dim %d, k %d, chunks '
+               'of %s' % (s['num_clusters'] ** 2, s['embedding_dim'],
+                          s['k_in_nearest_neighbors'],
+                          s['knn_chunk_size'] or 'the whole bank'))
+  lines.append('%11s %9s %10s %9s %9s %9s %9s' % (
+      'prototypes', 'bank MB', 's/image', 'peak RSS', 'loaded', 'search+',
+      'Q x P MB'))
+  for size, row in results['knn_bank'].items():
+    lines.append('%11s %s %10.5f %s %s %s %s' % (
+        size, _mb(row['bank_mb']), row['seconds'], _mb(row['peak_rss_mb']),
+        _mb(row['rss_before_search_mb']), _mb(row['search_extra_mb']),
+        _mb(row['unchunked_similarities_mb'])))
+  lines.append('(loaded: RSS with the bank in memory; search+: what the '
+               'search adds, bounded by the chunk size; Q x P: one '
+               'similarity matrix over the whole bank)')
   return '\n'.join(lines)
 
 
@@ -348,28 +469,23 @@ def benchmark(args, argv):
                   inference_num_prototypes=inference['num_prototypes'],
                   conv_paths=outputs[0]['conv_paths'])
   knn = dict(zip(args.knn_bank_sizes, outputs[3:]))
-  results = benchmarking.summarize(settings, train, inference, knn)
-  print(benchmarking.format_report(results))
+  results = summarize(settings, train, inference, knn)
+  print(format_report(results))
   if compare:
     results['onednn_comparison'] = _summarize_onednn(compare)
     print(_format_onednn(results['onednn_comparison']))
-  atomic_io.atomic_write_text(args.output, json.dumps(results, indent=2) + '\n')
-  print('Wrote %s' % args.output)
+  atomic_io.atomic_write_text(args.output_json,
+                              json.dumps(results, indent=2) + '\n')
+  print('Wrote %s' % args.output_json)
   return results
 
 
 def main(argv=None):
   argv = list(sys.argv[1:] if argv is None else argv)
   args = get_arguments(argv)
-  try:
-    if args._worker:
-      return run_worker(args)
-    return benchmark(args, argv)
-  except USER_ERRORS as e:
-    sys.stderr.write('error: %s\n' % e)
-    sys.exit(1)
-  except KeyboardInterrupt:
-    sys.exit(130)
+  if args._worker:
+    return script_glue.run_script(run_worker, args)
+  return script_glue.run_script(benchmark, args, argv)
 
 
 if __name__ == '__main__':

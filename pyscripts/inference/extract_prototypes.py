@@ -15,9 +15,6 @@ none.
     --input_size 480,480 --strides 320,320 --num_classes 21 \
     --embedding_dim 32 --num_clusters 5 --kmeans_iterations 10 \
     --save_dir SNAPSHOT_DIR/stage1/results/train+
-
-The network always runs in inference mode (--is_training and
---use_global_status are accepted and ignored).
 """
 import os
 import sys
@@ -28,7 +25,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
 from tqdm import tqdm  # noqa: E402
 
 from pyscripts import flags  # noqa: E402
-from seg_models import inference_main  # noqa: E402
+from pyscripts import inference_main  # noqa: E402
+from pyscripts import script_glue  # noqa: E402
 from seg_models import predictor  # noqa: E402
 from seg_models import prototype_sets  # noqa: E402
 
@@ -49,7 +47,7 @@ def extract(args):
   entries = inference_main.get_entries(args, need_label=True)
   collector = prototype_sets.PrototypeCollector(
       args.embedding_dim, args.data_dir, args.data_list)
-  opts = predictor.PredictorOptions.from_args(args)
+  opts = inference_main.get_predictor_options(args)
   with predictor.SegSortPredictor(opts) as model:
     tqdm.write('Restored model parameters from %s' % model.checkpoint)
     for entry in tqdm(entries, desc='prototypes', unit='image'):
@@ -66,7 +64,7 @@ def extract(args):
 
 
 def main(argv=None):
-  return inference_main.run(extract, get_arguments(argv))
+  return script_glue.run_script(extract, get_arguments(argv))
 
 
 if __name__ == '__main__':

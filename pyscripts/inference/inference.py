@@ -12,9 +12,6 @@ SAVE_DIR/gray/NAME.png and SAVE_DIR/color/NAME.png.
     --input_size 720,720 --strides 320,320 --num_classes 21 \
     --restore_from snapshots/voc12/softmax/model.ckpt-30000 \
     --save_dir snapshots/voc12/softmax/results/val
-
-The network always runs in inference mode (--is_training and
---use_global_status are accepted and ignored).
 """
 import os
 import sys
@@ -24,7 +21,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
 
 
 from pyscripts import flags  # noqa: E402
-from seg_models import inference_main  # noqa: E402
+from pyscripts import inference_main  # noqa: E402
+from pyscripts import script_glue  # noqa: E402
 from seg_models import predictor  # noqa: E402
 
 
@@ -40,7 +38,7 @@ def infer(args):
   """Predicts and saves every image of the list; returns the names."""
   multiscale = bool(args.scale_aug or args.scales or args.flip_aug)
   scales = predictor.get_scales(args.scale_aug, args.scales)
-  opts = predictor.PredictorOptions.from_args(args)
+  opts = inference_main.get_predictor_options(args)
 
   def predict(model, image):
     if multiscale:
@@ -51,7 +49,7 @@ def infer(args):
 
 
 def main(argv=None):
-  return inference_main.run(infer, get_arguments(argv))
+  return script_glue.run_script(infer, get_arguments(argv))
 
 
 if __name__ == '__main__':

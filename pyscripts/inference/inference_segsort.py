@@ -17,9 +17,6 @@ or --colormap).
     --kmeans_iterations 10 --k_in_nearest_neighbors 15 \
     --save_dir SNAPSHOT_DIR/stage1/results/val \
     --prototype_dir SNAPSHOT_DIR/stage1/results/train+/prototypes
-
-The network always runs in inference mode (--is_training and
---use_global_status are accepted and ignored).
 """
 import os
 import sys
@@ -29,7 +26,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
 
 
 from pyscripts import flags  # noqa: E402
-from seg_models import inference_main  # noqa: E402
+from pyscripts import inference_main  # noqa: E402
+from pyscripts import script_glue  # noqa: E402
 from seg_models import predictor  # noqa: E402
 from seg_models import prototype_sets  # noqa: E402
 
@@ -45,14 +43,14 @@ def infer(args):
   inference_main.reject_multiscale_flags(args, 'inference_segsort.py')
   prototypes = prototype_sets.load_prototypes(
       args.prototype_dir, args.embedding_dim, args.num_classes)
-  opts = predictor.PredictorOptions.from_args(args)
+  opts = inference_main.get_predictor_options(args)
   return inference_main.predict_list(
       args, lambda: predictor.SegSortPredictor(opts, prototypes),
       lambda model, image: model.predict(image))
 
 
 def main(argv=None):
-  return inference_main.run(infer, get_arguments(argv))
+  return script_glue.run_script(infer, get_arguments(argv))
 
 
 if __name__ == '__main__':

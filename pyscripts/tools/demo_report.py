@@ -17,6 +17,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 
+from pyscripts import script_glue  # noqa: E402
 from utils import atomic_io  # noqa: E402
 
 
@@ -70,12 +71,14 @@ def main(argv=None):
                       help='METHOD=benchmark json, in table order.')
   parser.add_argument('--pictures', nargs='*', default=[],
                       help='Picture files, folders or glob patterns.')
-  args = parser.parse_args(argv)
-  try:
-    seconds = read_timings(args.timings)
-    mious = read_mious(args.miou)
-  except (OSError, ValueError) as e:
-    sys.exit('error: %s' % e)
+  return script_glue.run_script(write_report, parser.parse_args(argv),
+                                user_errors=(OSError, ValueError))
+
+
+def write_report(args):
+  """Writes DEMO_DIR/results.json and prints the table; returns them."""
+  seconds = read_timings(args.timings)
+  mious = read_mious(args.miou)
   pictures = []
   for pattern in args.pictures:
     pictures.extend(sorted(glob.glob(pattern)) or [pattern])

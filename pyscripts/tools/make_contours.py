@@ -23,6 +23,7 @@ if ROOT not in sys.path:
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from pyscripts import flags  # noqa: E402
+from pyscripts import script_glue  # noqa: E402
 from utils import contours  # noqa: E402
 from utils import oversegmentation  # noqa: E402
 
@@ -49,15 +50,12 @@ def get_arguments(argv=None):
   return args
 
 
-def main(argv=None):
-  args = get_arguments(argv)
-  try:
-    pairs = oversegmentation.read_oversegmentation_list(args.data_dir,
-                                                        args.data_list)
-    tasks = contours.get_contour_tasks([image for image, _ in pairs],
-                                       args.contour_dir)
-  except (FileNotFoundError, ValueError) as e:
-    sys.exit('error: %s' % e)
+def write_contours(args):
+  """Writes the missing contour maps of the list; prints the timing."""
+  pairs = oversegmentation.read_oversegmentation_list(args.data_dir,
+                                                      args.data_list)
+  tasks = contours.get_contour_tasks([image for image, _ in pairs],
+                                     args.contour_dir)
   done = sum(os.path.exists(path) for _, path in tasks)
   todo = len(tasks) if args.overwrite else len(tasks) - done
   print('%d images in %s: %d to do, %d already done'
@@ -65,16 +63,18 @@ def main(argv=None):
   if not todo:
     return
   detector = contours.HedDetector(args.weights)
-  try:
-    stats = contours.write_contour_maps(tasks, detector, args.batch_size,
-                                        overwrite=args.overwrite)
-  except (FileNotFoundError, ValueError) as e:
-    sys.exit('error: %s' % e)
+  stats = contours.write_contour_maps(tasks, detector, args.batch_size,
+                                      overwrite=args.overwrite)
   print('wrote %d contour maps to %s; HED %.3f s per image (%.3f s per '
         'image in total, batch %d)' % (
             stats.written, args.contour_dir,
             stats.detector_seconds / stats.written,
             stats.total_seconds / stats.written, args.batch_size))
+
+
+def main(argv=None):
+  return script_glue.run_script(write_contours, get_arguments(argv),
+                                user_errors=(OSError, ValueError))
 
 
 if __name__ == '__main__':

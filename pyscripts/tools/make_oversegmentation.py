@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from pyscripts import flags  # noqa: E402
+from pyscripts import script_glue  # noqa: E402
 from utils import oriented_watershed  # noqa: E402
 from utils import oversegmentation  # noqa: E402
 
@@ -122,12 +123,14 @@ def _run(work, tasks, num_workers):
 
 
 def main(argv=None):
-  args = get_arguments(argv)
-  try:
-    pairs = oversegmentation.read_oversegmentation_list(args.data_dir,
-                                                        args.data_list)
-  except (FileNotFoundError, ValueError) as e:
-    sys.exit('error: %s' % e)
+  return script_glue.run_script(make_masks, get_arguments(argv),
+                                user_errors=(ValueError, RuntimeError))
+
+
+def make_masks(args):
+  """Writes the masks of the flags' list that are not there yet."""
+  pairs = oversegmentation.read_oversegmentation_list(args.data_dir,
+                                                      args.data_list)
 
   tasks, skipped = [], 0
   for image_path, mask_path in pairs:
@@ -147,8 +150,8 @@ def main(argv=None):
              for path in (image_path, contour_path)
              if path is not None and not os.path.isfile(path)]
   if missing:
-    sys.exit('error: %d input file(s) not found, first: %s'
-             % (len(missing), ', '.join(missing[:5])))
+    raise FileNotFoundError('%d input file(s) not found, first: %s'
+                            % (len(missing), ', '.join(missing[:5])))
 
   print('%d images in %s: %d to do, %d already done (%s watershed, '
         'threshold %g)' % (len(pairs), args.data_list, len(tasks), skipped,
@@ -160,12 +163,9 @@ def main(argv=None):
                            min_size=args.min_size,
                            oriented=args.watershed == 'oriented')
   counts = []
-  try:
-    for count in tqdm(_run(work, tasks, args.num_workers), total=len(tasks),
-                      desc='oversegmentation', unit='img'):
-      counts.append(count)
-  except RuntimeError as e:
-    sys.exit('error: %s' % e)
+  for count in tqdm(_run(work, tasks, args.num_workers), total=len(tasks),
+                    desc='oversegmentation', unit='img'):
+    counts.append(count)
   print('wrote %d masks; segments per image: min %d, median %d, max %d'
         % (len(counts), min(counts), int(np.median(counts)), max(counts)))
 

@@ -19,6 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 
+from pyscripts import script_glue  # noqa: E402
 from utils import synthetic_data  # noqa: E402
 
 
@@ -64,15 +65,17 @@ def get_parser():
 
 
 def main(argv=None):
-  args = get_parser().parse_args(argv)
-  try:
-    names = synthetic_data.generate_dataset(
-        args.output_dir, num_train=args.num_train, num_val=args.num_val,
-        height=args.height, width=args.width, num_classes=args.num_classes,
-        seed=args.seed, max_objects=args.max_objects,
-        border_width=args.border_width, object_size=args.object_size)
-  except ValueError as e:
-    sys.exit('make_synthetic_dataset: %s' % e)
+  return script_glue.run_script(generate, get_parser().parse_args(argv),
+                                user_errors=(ValueError,))
+
+
+def generate(args):
+  """Writes the dataset the flags describe."""
+  names = synthetic_data.generate_dataset(
+      args.output_dir, num_train=args.num_train, num_val=args.num_val,
+      height=args.height, width=args.width, num_classes=args.num_classes,
+      seed=args.seed, max_objects=args.max_objects,
+      border_width=args.border_width, object_size=args.object_size)
   print('Wrote %d train and %d val images (%dx%d, %d classes) to %s'
         % (len(names['train']), len(names['val']), args.height, args.width,
            args.num_classes, args.output_dir))

@@ -53,6 +53,7 @@ import scipy.io  # noqa: E402
 from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from pyscripts import script_glue  # noqa: E402
 from utils import atomic_io  # noqa: E402
 from utils import label_images  # noqa: E402
 
@@ -352,12 +353,14 @@ def get_parser():
 
 
 def main(argv=None):
-  args = get_parser().parse_args(argv)
-  try:
-    splits = make_voc_lists(args.data_dir, args.sbd_dir, args.output_dir,
-                            overwrite=args.overwrite)
-  except DatasetError as e:
-    sys.exit('make_voc_lists: %s' % e)
+  return script_glue.run_script(write_lists, get_parser().parse_args(argv),
+                                user_errors=(DatasetError,))
+
+
+def write_lists(args):
+  """make_voc_lists with the flags' folders; prints one line per split."""
+  splits = make_voc_lists(args.data_dir, args.sbd_dir, args.output_dir,
+                          overwrite=args.overwrite)
   for split, ids in splits.items():
     print('%-9s %6d images -> %s' % (
         split, len(ids), os.path.join(args.output_dir, split + '.txt')))

@@ -26,7 +26,8 @@ from tqdm import tqdm  # noqa: E402
 
 from network.segsort import vis_utils  # noqa: E402
 from pyscripts import flags  # noqa: E402
-from seg_models import inference_main  # noqa: E402
+from pyscripts import inference_main  # noqa: E402
+from pyscripts import script_glue  # noqa: E402
 from seg_models import predictor  # noqa: E402
 from seg_models import prototype_sets  # noqa: E402
 from seg_models import retrieval_vis  # noqa: E402
@@ -74,7 +75,7 @@ def visualize(args):
       args.prototype_dir, args.embedding_dim, args.num_classes,
       need_index=True)
   crops = retrieval_vis.TrainingCrops(prototypes, args.prototype_data_dir)
-  opts = predictor.PredictorOptions.from_args(args)
+  opts = inference_main.get_predictor_options(args)
   paths = []
   with predictor.SegSortPredictor(opts, prototypes) as model:
     tqdm.write('Restored model parameters from %s' % model.checkpoint)
@@ -97,7 +98,7 @@ def visualize(args):
 
 
 def main(argv=None):
-  return inference_main.run(visualize, get_arguments(argv))
+  return script_glue.run_script(visualize, get_arguments(argv))
 
 
 if __name__ == '__main__':

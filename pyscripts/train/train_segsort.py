@@ -6,7 +6,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 
 from pyscripts import flags  # noqa: E402
-from seg_models import train_main  # noqa: E402
+from pyscripts import train_main  # noqa: E402
 from seg_models import trainer  # noqa: E402
 
 

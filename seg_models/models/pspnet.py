@@ -71,7 +71,7 @@ def pspnet(x,
 def pspnet_resnet101(x, num_classes, is_training, use_global_status,
                      reuse=False, width_multiplier=1.0,
                      variant=resnet_v1.DEFAULT_VARIANT):
-  """PSPNet on ResNet-v1-101; returns [output] (the original's signature)."""
+  """PSPNet on ResNet-v1-101; returns [output]."""
   cnn_fn = common.backbone_fn('resnet_v1_101', variant, width_multiplier)
   return [pspnet(x, 'resnet_v1_101', cnn_fn, num_classes, is_training,
                  use_global_status, reuse, width_multiplier)]

@@ -5,33 +5,19 @@ fit the model) end the script with one `error: ...` message naming the file
 or flag, not a stack trace.
 """
 import os
-import sys
 
 import numpy as np
 from tqdm import tqdm
 
-from seg_models import checkpoints
+from pyscripts import script_glue
 from seg_models import image_reader
 from seg_models import predictor
-from seg_models import prototype_sets
 from utils import colormaps
 from utils import label_images
 
-# Errors reported without a stack trace.
-USER_ERRORS = (image_reader.DataListError, checkpoints.RestoreError,
-               predictor.PredictorError, prototype_sets.PrototypeError,
-               FileNotFoundError)
-
-
-def run(script_fn, args):
-  """Calls script_fn(args); exits with a one-line message on a user error."""
-  try:
-    return script_fn(args)
-  except USER_ERRORS as e:
-    sys.stderr.write('error: %s\n' % e)
-    sys.exit(1)
-  except KeyboardInterrupt:
-    sys.exit(130)
+# Output folders of the inference scripts, inside --save_dir.
+GRAY_SUBDIR = 'gray'
+COLOR_SUBDIR = 'color'
 
 
 def reject_multiscale_flags(args, script):
@@ -61,7 +47,7 @@ def require_save_dir(args):
 
 def make_output_dirs(save_dir):
   """Creates SAVE_DIR/gray and SAVE_DIR/color."""
-  for sub in (predictor.GRAY_SUBDIR, predictor.COLOR_SUBDIR):
+  for sub in (GRAY_SUBDIR, COLOR_SUBDIR):
     os.makedirs(os.path.join(save_dir, sub), exist_ok=True)
 
 
@@ -96,6 +82,19 @@ def load_label(entry, num_classes, ignore_label):
   return label
 
 
+def get_predictor_options(args, **overrides):
+  """predictor.PredictorOptions from the parsed flags."""
+  return script_glue.options_from_args(predictor.PredictorOptions, args,
+                                       **overrides)
+
+
+def save_prediction(save_dir, name, labels, colormap):
+  """Writes SAVE_DIR/gray/NAME.png (class ids) and color/NAME.png."""
+  label_images.save_label_png(
+      os.path.join(save_dir, GRAY_SUBDIR, name + '.png'), labels)
+  label_images.save_color_png(
+      os.path.join(save_dir, COLOR_SUBDIR, name + '.png'), labels, colormap)
+
 
 def predict_list(args, open_model, predict, desc='inference'):
   """Predicts every image of --data_list and writes gray/ and color/ PNGs.
@@ -119,5 +118,5 @@ def predict_list(args, open_model, predict, desc='inference'):
     tqdm.write('Restored model parameters from %s' % model.checkpoint)
     for entry in tqdm(entries, desc=desc, unit='image'):
       labels = predict(model, load_image(entry))
-      predictor.save_prediction(save_dir, entry.name, labels, colormap)
+      save_prediction(save_dir, entry.name, labels, colormap)
   return [entry.name for entry in entries]
