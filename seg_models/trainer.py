@@ -164,7 +164,8 @@ def get_train_dataset(opts, loss_type, skip_batches=0):
       num_clusters=opts.num_clusters if with_grid else None,
       with_label=image_reader.LABEL in channels,
       with_overseg=image_reader.OVERSEG in channels,
-      shuffle=True, seed=opts.random_seed, skip_batches=skip_batches)
+      shuffle=True, seed=opts.random_seed, skip_batches=skip_batches,
+      num_classes=opts.num_classes)
 
 
 @dataclasses.dataclass
