@@ -3,6 +3,7 @@ import sys
 
 from seg_models import checkpoints
 from seg_models import image_reader
+from seg_models import snapshot_folder
 from seg_models import trainer
 
 
@@ -16,7 +17,7 @@ def run(args, loss_type, **overrides):
   try:
     return trainer.train(opts, loss_type, config_args=args)
   except (image_reader.DataListError, checkpoints.RestoreError,
-          trainer.TrainingError) as e:
+          trainer.TrainingError, snapshot_folder.SnapshotFolderError) as e:
     sys.stderr.write('error: %s\n' % e)
     sys.exit(1)
   except KeyboardInterrupt:
