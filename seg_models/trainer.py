@@ -21,7 +21,10 @@ on every conv weight, restore from --restore_from (skipping the head with
   step, learning rate, momentum, batch-norm statistics and memory banks are
   restored and the input pipeline skips the batches already seen, so a
   resumed run ends where an uninterrupted one does;
-- Ctrl-C writes a checkpoint before leaving;
+- Ctrl-C or SIGTERM stops at the next step boundary after writing a
+  checkpoint, and --save_every_minutes adds time-based checkpoints;
+- a NaN or infinite state (or a diverging loss) stops the run before it
+  is saved; one run at a time writes a snapshot folder (see train);
 - towers: with --num_gpu N the batch is split over N devices (GPUs, or
   virtual CPU devices when there is no GPU) that share variables; batch norm
   is synchronised across them; the loss sees the whole batch.
