@@ -209,6 +209,9 @@ def add_training_flags(parser, num_gpu=1, learning_rate=1e-3):
                      help='Whether to randomly scale the inputs.')
   group.add_argument('--save_pred_every', type=_positive_int, default=10000,
                      help='Save a checkpoint every this many steps.')
+  group.add_argument('--save_every_minutes', type=float, default=30.0,
+                     help='Also save a checkpoint when this many minutes '
+                          'have passed since the last one (0: never).')
   group.add_argument('--update_tb_every', type=_positive_int, default=20,
                      help='Update TensorBoard summaries every this many '
                           'steps.')

@@ -113,6 +113,7 @@ def predict_list(args, open_model, predict, desc='inference'):
   save_dir = require_save_dir(args)
   colormap = get_colormap(args.colormap)
   entries = get_entries(args)
+  image_reader.check_unique_names(entries, args.data_list)
   make_output_dirs(save_dir)
   with open_model() as model:
     tqdm.write('Restored model parameters from %s' % model.checkpoint)

@@ -4,10 +4,17 @@ A checkpoint is named by its file prefix (`.../model.ckpt-1000`) or by a
 folder, meaning the latest checkpoint in it. Before anything is restored,
 the names and shapes of the requested variables are checked against the
 checkpoint, and every missing or mismatched variable is reported in one
-error; head variables among them point the user to --not_restore_classifier.
+error; head variables among them point the user to --not_restore_classifier,
+and variables holding NaN or infinite values are refused.
+
+A folder's checkpoints are its own `model.ckpt-STEP` files: the `checkpoint`
+index may hold the absolute paths of another folder (after a move or a
+copy), so it only serves folders without such files.
 """
 import os
+import re
 
+import numpy as np
 import tensorflow.compat.v1 as tf
 
 from seg_models.models import common
@@ -24,7 +31,8 @@ def resolve_checkpoint(path):
   if not path:
     raise RestoreError('No checkpoint given (empty --restore_from).')
   if os.path.isdir(path):
-    latest = tf.train.latest_checkpoint(path)
+    own = list_checkpoints(path)
+    latest = own[0][1] if own else tf.train.latest_checkpoint(path)
     if latest is None:
       latest = _newest_prefix_in(path)
     if latest is None:
@@ -48,17 +56,84 @@ def _newest_prefix_in(folder):
   return max(steps)[1] if steps else None
 
 
-def latest_step(snapshot_dir):
-  """Step of the latest `model.ckpt-STEP` in snapshot_dir, or None."""
-  if not snapshot_dir or not os.path.isdir(snapshot_dir):
-    return None
-  latest = tf.train.latest_checkpoint(snapshot_dir)
-  if latest is None:
-    return None
+def list_checkpoints(folder):
+  """The folder's own `model.ckpt-STEP` checkpoints, newest first.
+
+  Args:
+    folder: a snapshot folder.
+
+  Returns:
+    A list of (step, prefix) sorted by decreasing step (empty when the
+    folder does not exist).
+  """
+  if not folder or not os.path.isdir(folder):
+    return []
+  pattern = re.compile(r'^%s-(\d+)\.index$' % re.escape(CHECKPOINT_PREFIX))
+  found = []
+  for fname in os.listdir(folder):
+    match = pattern.match(fname)
+    if match:
+      found.append((int(match.group(1)),
+                    os.path.join(folder, fname[:-len('.index')])))
+  return sorted(found, reverse=True)
+
+
+def get_checkpoint_problem(prefix, names=None):
+  """Why a checkpoint cannot be used, or None when it is intact and finite.
+
+  Every tensor is read, so a torn data file (a truncated write) is found,
+  and every float tensor is checked for NaN and infinite values.
+
+  Args:
+    prefix: a checkpoint prefix.
+    names: the variable names to check (default: all in the checkpoint).
+
+  Returns:
+    None, or a one-line description of the first problem.
+  """
   try:
-    return int(latest.rsplit('-', 1)[1])
-  except (IndexError, ValueError):
-    return None
+    reader = tf.train.load_checkpoint(prefix)
+    shapes = reader.get_variable_to_shape_map()
+    non_finite = []
+    for name in sorted(shapes if names is None else
+                       [n for n in names if n in shapes]):
+      value = np.asarray(reader.get_tensor(name))
+      if value.dtype.kind == 'f' and not np.all(np.isfinite(value)):
+        non_finite.append(name)
+  except Exception as e:  # pylint: disable=broad-except
+    lines = str(e).strip().splitlines() or [type(e).__name__]
+    return 'unreadable (%s)' % lines[0]
+  if non_finite:
+    return '%d variable(s) hold NaN or infinite values (%s%s)' % (
+        len(non_finite), ', '.join(non_finite[:3]),
+        ', ...' if len(non_finite) > 3 else '')
+  return None
+
+
+def find_resume_checkpoint(snapshot_dir, log=None):
+  """The newest of the folder's own checkpoints that is intact and finite.
+
+  Args:
+    snapshot_dir: a snapshot folder.
+    log: optional fn(message) told about every checkpoint passed over.
+
+  Returns:
+    (step, prefix), or (0, None) when there is none to resume from.
+  """
+  for step, prefix in list_checkpoints(snapshot_dir):
+    problem = get_checkpoint_problem(prefix)
+    if problem is None:
+      return step, prefix
+    if log is not None:
+      log('Skipping checkpoint %s: %s; trying the previous one.'
+          % (prefix, problem))
+  return 0, None
+
+
+def latest_step(snapshot_dir):
+  """Step of the latest usable `model.ckpt-STEP` in snapshot_dir, or None."""
+  step, prefix = find_resume_checkpoint(snapshot_dir)
+  return step if prefix is not None else None
 
 
 def check_variables(checkpoint, var_list):
@@ -83,6 +158,11 @@ def check_variables(checkpoint, var_list):
       mismatched.append('%s: checkpoint %s, model %s'
                         % (name, shapes[name], var.shape.as_list()))
   if not missing and not mismatched:
+    problem = get_checkpoint_problem(checkpoint,
+                                     [var.op.name for var in var_list])
+    if problem is not None:
+      raise RestoreError('Checkpoint %s cannot be used: %s.'
+                         % (checkpoint, problem))
     return
   lines = ['Checkpoint %s does not match the model:' % checkpoint]
   for title, names in (('missing', missing), ('shape mismatch', mismatched)):

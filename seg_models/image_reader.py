@@ -63,6 +63,7 @@ _PROGRESS_MIN_ENTRIES = 500
 DataListError = data_lists.DataListError
 DataEntry = data_lists.DataEntry
 read_data_list = data_lists.read_data_list
+check_unique_names = data_lists.check_unique_names
 
 
 def _where(entry):
@@ -129,12 +130,39 @@ def _header(path, kind, entry, formats, modes, problems):
   return size
 
 
+def _decode(path, kind, entry, problems):
+  """Decodes a whole file (a truncated JPEG passes the header check);
+  returns its pixels or None on a problem."""
+  try:
+    with Image.open(path) as img:
+      return np.asarray(img)
+  except (OSError, ValueError, SyntaxError) as e:
+    problems.append('%s: %s cannot be decoded (%s)%s' % (path, kind, e,
+                                                        _where(entry)))
+    return None
+
+
+def _check_label_ids(label, path, entry, num_classes, ignore_label,
+                     problems):
+  """Adds a problem naming the ids of label outside [0, num_classes)."""
+  ids = np.unique(label)
+  bad = ids[(ids >= num_classes) & (ids != ignore_label)]
+  if bad.size:
+    problems.append('%s: label ids %s are >= --num_classes %d (and not '
+                    '--ignore_label %d)%s' % (
+                        path, ', '.join(str(i) for i in bad[:10]),
+                        num_classes, ignore_label, _where(entry)))
+
+
 def check_files(entries, need_label=True, need_overseg=False, data_list=None,
-                max_listed=20):
+                max_listed=20, decode=True, num_classes=None,
+                ignore_label=255):
   """Checks, before training, that every needed file exists and is readable.
 
-  Reads only image headers: the image must be a JPEG/PNG/BMP/GIF, labels and
-  oversegmentation masks 8-bit grayscale PNGs of the image's size.
+  The image must be a JPEG/PNG/BMP/GIF, labels and oversegmentation masks
+  8-bit grayscale PNGs of the image's size. With decode, every file is
+  decoded whole, so that a truncated file is found now rather than when
+  the pipeline draws it.
 
   Args:
     entries: list of DataEntry (see read_data_list).
@@ -142,6 +170,10 @@ def check_files(entries, need_label=True, need_overseg=False, data_list=None,
     need_overseg: check the OVERSEG files (and that every line has one).
     data_list: path of the list file, named in the error message.
     max_listed: list at most this many problems, then their count.
+    decode: decode every file (else read headers only).
+    num_classes: if given (with need_label and decode), label ids must be
+      below it or equal ignore_label.
+    ignore_label: the label id that marks pixels to ignore.
 
   Raises:
     DataListError: naming every missing or unreadable file at once.
@@ -152,6 +184,8 @@ def check_files(entries, need_label=True, need_overseg=False, data_list=None,
                     disable=len(entries) < _PROGRESS_MIN_ENTRIES):
     size = _header(entry.image, 'image', entry, _IMAGE_FORMATS, None,
                    problems)
+    if size is not None and decode:
+      _decode(entry.image, 'image', entry, problems)
     masks = []
     if need_label:
       masks.append((entry.label, 'label'))
@@ -159,6 +193,11 @@ def check_files(entries, need_label=True, need_overseg=False, data_list=None,
       masks.append((entry.overseg, 'oversegmentation mask'))
     for path, kind in masks:
       mask_size = _header(path, kind, entry, ('PNG',), ('L',), problems)
+      if mask_size is not None and decode:
+        pixels = _decode(path, kind, entry, problems)
+        if pixels is not None and kind == 'label' and num_classes:
+          _check_label_ids(pixels, path, entry, num_classes, ignore_label,
+                           problems)
       if size is not None and mask_size is not None and mask_size != size:
         problems.append('%s: %s is %dx%d (WxH) but image %s is %dx%d%s' % (
             path, kind, mask_size[0], mask_size[1], entry.image, size[0],
@@ -383,7 +422,8 @@ def get_train_dataset(data_dir,
                       num_parallel_calls=tf.data.AUTOTUNE,
                       repeat=True,
                       check=True,
-                      skip_batches=0):
+                      skip_batches=0,
+                      num_classes=None):
   """Builds the training input pipeline.
 
   Per example: decode, subtract IMG_MEAN, then (each optional) random scale
@@ -412,6 +452,8 @@ def get_train_dataset(data_dir,
     check: check every needed file up front (see check_files).
     skip_batches: skip this many batches (resuming at step N with the same
       seed sees the data an uninterrupted run sees from step N).
+    num_classes: if given, the check refuses label ids >= num_classes
+      other than ignore_label.
 
   Returns:
     A tf.data.Dataset of dicts with static shapes:
@@ -440,7 +482,8 @@ def get_train_dataset(data_dir,
   entries = read_data_list(data_dir, data_list)
   if check:
     check_files(entries, need_label=with_label, need_overseg=with_overseg,
-                data_list=data_list)
+                data_list=data_list, num_classes=num_classes,
+                ignore_label=ignore_label)
   else:
     _check_columns(entries, with_label, with_overseg, data_list)
   if not repeat and len(entries) < batch_size:

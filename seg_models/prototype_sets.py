@@ -9,17 +9,18 @@ A set lives in one folder (SAVE_DIR/prototypes/ of extract_prototypes.py):
 The index records, per prototype, its training image, the box of the
 pixels that formed it and their count (for retrieval pictures), and the
 SHA-256 digests of the two arrays, so that a loader can tell that the three
-files belong together. Sets are written all-or-nothing; sets without an
-index load too.
+files belong together. Sets are written all-or-nothing (a new folder takes
+the old one's place); sets without an index load too, with a warning.
 """
 import dataclasses
 import hashlib
 import json
 import os
+import shutil
+import warnings
 
 import numpy as np
 
-from utils import atomic_io
 from utils import errors
 
 # Files of a prototype set, in SAVE_DIR/prototypes/.
@@ -147,12 +148,61 @@ def build_prototype_index(features, labels, image_index, boxes, num_pixels,
   }
 
 
+def _side_folder(prototype_dir, kind, pid):
+  """SAVE_DIR/.prototypes.KIND-PID, beside the set's folder."""
+  parent, name = os.path.split(os.path.abspath(prototype_dir))
+  return os.path.join(parent, '.%s.%s-%d' % (name, kind, pid))
+
+
+def _side_folders(prototype_dir, kind):
+  """{pid: path} of the KIND side folders of prototype_dir."""
+  parent, name = os.path.split(os.path.abspath(prototype_dir))
+  prefix = '.%s.%s-' % (name, kind)
+  found = {}
+  if os.path.isdir(parent):
+    for entry in os.listdir(parent):
+      if entry.startswith(prefix) and entry[len(prefix):].isdigit():
+        found[int(entry[len(prefix):])] = os.path.join(parent, entry)
+  return found
+
+
+def _process_alive(pid):
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  return True
+
+
+def recover_prototype_dir(prototype_dir):
+  """Cleans what a killed save_prototypes left beside prototype_dir.
+
+  Staging folders of processes that are gone are deleted; a previous set
+  moved aside just before the new one was renamed into place is put back
+  when no set is in place, else deleted.
+  """
+  for pid, path in _side_folders(prototype_dir, 'staging').items():
+    if pid == os.getpid() or not _process_alive(pid):
+      shutil.rmtree(path, ignore_errors=True)
+  for pid, path in sorted(_side_folders(prototype_dir, 'previous').items()):
+    if pid != os.getpid() and _process_alive(pid):
+      continue
+    if not os.path.exists(prototype_dir):
+      os.rename(path, prototype_dir)
+    else:
+      shutil.rmtree(path, ignore_errors=True)
+
+
 def save_prototypes(prototype_dir, features, labels, index=None):
   """Writes a prototype set all-or-nothing.
 
-  The files are staged and renamed into place only when all are written
-  (utils.atomic_io.atomic_files), the index last: an exception while writing
-  leaves the folder as it was.
+  The files are written into a new staging folder beside prototype_dir,
+  which then takes the place of prototype_dir: an exception or a kill
+  while writing leaves the previous set as it was (a kill between moving
+  the previous set aside and renaming the new one into place is undone by
+  recover_prototype_dir, which every save and load runs first).
 
   Args:
     prototype_dir: folder (created), e.g. SAVE_DIR/prototypes.
@@ -165,23 +215,32 @@ def save_prototypes(prototype_dir, features, labels, index=None):
   """
   features = np.asarray(features, dtype=np.float32)
   labels = np.asarray(labels, dtype=np.int32)
-  paths = [os.path.join(prototype_dir, PROTOTYPE_FEATURES),
-           os.path.join(prototype_dir, PROTOTYPE_LABELS)]
-  index_path = os.path.join(prototype_dir, PROTOTYPE_INDEX)
+  recover_prototype_dir(prototype_dir)
+  names = [PROTOTYPE_FEATURES, PROTOTYPE_LABELS]
   if index is not None:
-    paths.append(index_path)
-  elif os.path.isfile(index_path):
-    # An index of an earlier set would not describe the new files.
-    os.remove(index_path)
-  with atomic_io.atomic_files(paths) as tmp_paths:
-    with open(tmp_paths[0], 'wb') as f:
+    names.append(PROTOTYPE_INDEX)
+  staging = _side_folder(prototype_dir, 'staging', os.getpid())
+  previous = _side_folder(prototype_dir, 'previous', os.getpid())
+  os.makedirs(staging)
+  try:
+    with open(os.path.join(staging, PROTOTYPE_FEATURES), 'wb') as f:
       np.save(f, features, allow_pickle=False)
-    with open(tmp_paths[1], 'wb') as f:
+    with open(os.path.join(staging, PROTOTYPE_LABELS), 'wb') as f:
       np.save(f, labels, allow_pickle=False)
     if index is not None:
-      with open(tmp_paths[2], 'w', encoding='utf-8') as f:
+      with open(os.path.join(staging, PROTOTYPE_INDEX), 'w',
+                encoding='utf-8') as f:
         json.dump(index, f)
-  return paths
+    if os.path.exists(prototype_dir):
+      os.rename(prototype_dir, previous)
+    os.rename(staging, prototype_dir)
+  except BaseException:
+    shutil.rmtree(staging, ignore_errors=True)
+    if os.path.exists(previous) and not os.path.exists(prototype_dir):
+      os.rename(previous, prototype_dir)
+    raise
+  shutil.rmtree(previous, ignore_errors=True)
+  return [os.path.join(prototype_dir, name) for name in names]
 
 
 def _load_npy(path, what):
@@ -286,6 +345,7 @@ def load_prototypes(prototype_dir, embedding_dim=None, num_classes=None,
   """
   if not prototype_dir:
     raise PrototypeError('--prototype_dir is required')
+  recover_prototype_dir(prototype_dir)
   features_path = os.path.join(prototype_dir, PROTOTYPE_FEATURES)
   labels_path = os.path.join(prototype_dir, PROTOTYPE_LABELS)
   index_path = os.path.join(prototype_dir, PROTOTYPE_INDEX)
@@ -326,6 +386,10 @@ def load_prototypes(prototype_dir, embedding_dim=None, num_classes=None,
     raise PrototypeError('prototype index not found: %s (written by this '
                          "project's extract_prototypes.py; rerun it)"
                          % index_path)
+  else:
+    warnings.warn('%s has no %s: the features and labels cannot be checked '
+                  'to belong together (rerun extract_prototypes.py to write '
+                  'one).' % (prototype_dir, PROTOTYPE_INDEX), stacklevel=2)
   return PrototypeSet(features, labels, index)
 
 

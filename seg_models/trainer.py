@@ -21,14 +21,20 @@ on every conv weight, restore from --restore_from (skipping the head with
   step, learning rate, momentum, batch-norm statistics and memory banks are
   restored and the input pipeline skips the batches already seen, so a
   resumed run ends where an uninterrupted one does;
-- Ctrl-C writes a checkpoint before leaving;
+- Ctrl-C or SIGTERM stops at the next step boundary after writing a
+  checkpoint, and --save_every_minutes adds time-based checkpoints;
+- a NaN or infinite state (or a diverging loss) stops the run before it
+  is saved; one run at a time writes a snapshot folder (see train);
 - towers: with --num_gpu N the batch is split over N devices (GPUs, or
   virtual CPU devices when there is no GPU) that share variables; batch norm
   is synchronised across them; the loss sees the whole batch.
 """
+import contextlib
 import dataclasses
 import math
 import os
+import signal
+import threading
 import time
 from typing import Optional
 
@@ -42,6 +48,7 @@ from seg_models import checkpoints
 from seg_models import image_reader
 from seg_models import losses
 from seg_models import models
+from seg_models import snapshot_folder
 from seg_models.models import common
 from utils import colormaps
 from utils import config_snapshot
@@ -59,6 +66,10 @@ OUTPUT_STRIDE = 8
 HEAD_LR_MULTIPLIER = 10.0
 # How many images of a batch go to TensorBoard.
 MAX_SUMMARY_IMAGES = 3
+# Signals that stop training at the next step boundary, after a checkpoint.
+INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# A loss this many times its first value (at least 1) means divergence.
+DIVERGENCE_FACTOR = 1e3
 
 
 TrainingError = errors.TrainingError
@@ -97,6 +108,7 @@ class TrainOptions:
   random_crop: bool = False
   random_scale: bool = False
   save_pred_every: int = 10000
+  save_every_minutes: float = 30.0
   update_tb_every: int = 20
   snapshot_dir: str = ''
   not_restore_classifier: bool = False
@@ -155,7 +167,8 @@ def get_train_dataset(opts, loss_type, skip_batches=0):
       num_clusters=opts.num_clusters if with_grid else None,
       with_label=image_reader.LABEL in channels,
       with_overseg=image_reader.OVERSEG in channels,
-      shuffle=True, seed=opts.random_seed, skip_batches=skip_batches)
+      shuffle=True, seed=opts.random_seed, skip_batches=skip_batches,
+      num_classes=opts.num_classes)
 
 
 @dataclasses.dataclass
@@ -412,14 +425,117 @@ def build_train_graph(opts, loss_type, start_step=0):
 
 def _save(saver, sess, snapshot_dir, step):
   """Writes SNAPSHOT_DIR/model.ckpt-STEP (the `checkpoint` index is updated
-  only once the files are complete, so a checkpoint is there or absent)."""
-  return saver.save(sess, os.path.join(snapshot_dir,
-                                       checkpoints.CHECKPOINT_PREFIX),
-                    global_step=step, write_meta_graph=False)
+  only once the files are complete, so a checkpoint is there or absent).
+
+  Raises:
+    snapshot_folder.SnapshotFolderError: the folder is not writable (full,
+      read-only or gone); the earlier checkpoints are left as they were.
+  """
+  try:
+    return saver.save(sess, os.path.join(snapshot_dir,
+                                         checkpoints.CHECKPOINT_PREFIX),
+                      global_step=step, write_meta_graph=False)
+  except (OSError, tf.errors.OpError) as e:
+    message = getattr(e, 'message', None) or str(e)
+    raise snapshot_folder.SnapshotFolderError(
+        'Cannot write checkpoint %d to %s: %s' % (
+            step, snapshot_dir, message.strip().splitlines()[0]))
+
+
+NonFiniteStateError = errors.NonFiniteStateError
+DivergenceError = errors.DivergenceError
+
+
+@contextlib.contextmanager
+def _deferred_interrupts():
+  """SIGINT and SIGTERM only set a flag while training runs.
+
+  The loop reads the flag between steps, so an interrupt never leaves
+  half-accumulated batch-norm statistics or memory banks in a checkpoint.
+
+  Yields:
+    A dict whose 'signal' is the number of the first signal received, or
+    None.
+  """
+  state = {'signal': None}
+
+  def handler(signum, frame):
+    del frame
+    if state['signal'] is None:
+      state['signal'] = signum
+      tqdm.write('%s received: stopping after this step.'
+                 % signal.Signals(signum).name)
+
+  previous = {}
+  if threading.current_thread() is threading.main_thread():
+    for signum in INTERRUPT_SIGNALS:
+      previous[signum] = signal.signal(signum, handler)
+  try:
+    yield state
+  finally:
+    for signum, old in previous.items():
+      signal.signal(signum, old)
+
+
+def _check_finite_state(finite, step, last_checkpoint, snapshot_dir):
+  """Raises NonFiniteStateError unless the state after `step` is finite."""
+  if not finite:
+    raise NonFiniteStateError(
+        'Step %d left NaN or infinite values in the weights, batch-norm '
+        'statistics or memory banks; nothing was saved. The last finite '
+        'checkpoint is %s (try a lower --learning_rate).' % (
+            step, last_checkpoint or 'none (no checkpoint in %s)'
+            % snapshot_dir))
+
+
+def _check_divergence(loss, first_loss, step, last_checkpoint):
+  """Raises DivergenceError when loss exceeds DIVERGENCE_FACTOR x the first."""
+  if first_loss is not None and loss > DIVERGENCE_FACTOR * max(first_loss,
+                                                               1.0):
+    raise DivergenceError(
+        'Training diverged: the loss reached %.4g at step %d (%.4g at the '
+        'start of this run); nothing was saved. The last checkpoint is %s '
+        '(try a lower --learning_rate).' % (loss, step, first_loss,
+                                           last_checkpoint or 'none'))
+
+
+def _run_micro_batch(sess, fetches):
+  """One sess.run of the training loop (one batch)."""
+  return sess.run(fetches)
+
+
+def _prepare_snapshot_dir(opts, config_args):
+  """Checks the folder and the model flags; writes the config.
+
+  Returns:
+    (start step, checkpoint to resume from or None).
+  """
+  step, checkpoint = checkpoints.find_resume_checkpoint(
+      opts.snapshot_dir, log=tqdm.write)
+  values = (vars(config_args) if config_args is not None and
+            not isinstance(config_args, dict) else
+            config_args if config_args is not None else
+            dataclasses.asdict(opts))
+  if checkpoint is not None:
+    snapshot_folder.check_same_model(opts.snapshot_dir, values)
+    if step != (checkpoints.list_checkpoints(opts.snapshot_dir)[0][0]):
+      tqdm.write('Falling back to %s.' % checkpoint)
+  config_snapshot.save_config(opts.snapshot_dir, values)
+  return step, checkpoint
 
 
 def train(opts, loss_type, config_args=None, step_callback=None):
   """Trains to opts.num_steps, resuming from SNAPSHOT_DIR when possible.
+
+  Only one run writes a snapshot folder (snapshot_folder.SnapshotLock). A
+  run resumes from the newest intact, finite checkpoint of the folder's own
+  files, after checking that the model flags equal those of the folder's
+  config. SIGINT (Ctrl-C) and SIGTERM stop the run at the next step
+  boundary, after a checkpoint is written. A checkpoint is also written
+  every opts.save_pred_every steps and every opts.save_every_minutes.
+  The state is checked after every step: NaN or infinite values, or a loss
+  DIVERGENCE_FACTOR x its first value, stop the run before anything is
+  saved.
 
   Args:
     opts: TrainOptions.
@@ -432,47 +548,72 @@ def train(opts, loss_type, config_args=None, step_callback=None):
   Returns:
     A dict: {'step': last step, 'loss': last loss, 'checkpoint': path,
     'seconds': wall time of the loop}.
+
+  Raises:
+    KeyboardInterrupt: after SIGINT or SIGTERM (a checkpoint was written).
+    TrainingError, snapshot_folder.SnapshotFolderError,
+    checkpoints.RestoreError, image_reader.DataListError: with a message
+      for the user.
   """
   _check_options(opts, loss_type)
-  os.makedirs(opts.snapshot_dir, exist_ok=True)
-  config_snapshot.save_config(
-      opts.snapshot_dir,
-      config_args if config_args is not None else dataclasses.asdict(opts))
-  start_step = checkpoints.latest_step(opts.snapshot_dir) or 0
-  resume = start_step > 0 or tf.train.latest_checkpoint(opts.snapshot_dir)
+  snapshot_folder.check_folder(opts.snapshot_dir)
+  with snapshot_folder.SnapshotLock(opts.snapshot_dir, log=tqdm.write):
+    start_step, checkpoint = _prepare_snapshot_dir(opts, config_args)
+    return _train_locked(opts, loss_type, start_step, checkpoint,
+                         step_callback)
 
+
+def _train_locked(opts, loss_type, start_step, resume_from, step_callback):
+  """The training loop of train, with the folder locked."""
   graph = tf.Graph()
   with graph.as_default():
     g = build_train_graph(opts, loss_type, start_step=start_step)
-    saver = tf.train.Saver(var_list=tf.global_variables(), max_to_keep=10)
+    saver = tf.train.Saver(var_list=tf.global_variables(), max_to_keep=10,
+                           save_relative_paths=True)
+    all_finite = tf.reduce_all(tf.stack(
+        [tf.reduce_all(tf.is_finite(v)) for v in tf.global_variables()
+         if v.dtype.base_dtype.is_floating]))
     init_ops = [tf.global_variables_initializer(),
                 tf.local_variables_initializer()]
     writer = tf.summary.FileWriter(opts.snapshot_dir, graph=graph)
     config = towers.session_config(g.num_devices if g.cpu_towers else 1)
     restorer = None
-    if not resume and opts.restore_from:
+    if resume_from is None and opts.restore_from:
       restorer = checkpoints.get_restorer(
           opts.restore_from, g.model_variables,
           skip_head=opts.not_restore_classifier)
     graph.finalize()
 
-  with tf.Session(graph=graph, config=config) as sess:
+  with tf.Session(graph=graph, config=config) as sess, \
+      _deferred_interrupts() as interrupt:
     sess.run(init_ops)
-    if resume:
-      checkpoint = tf.train.latest_checkpoint(opts.snapshot_dir)
-      saver.restore(sess, checkpoint)
-      tqdm.write('Resumed from %s' % checkpoint)
+    if resume_from is not None:
+      saver.restore(sess, resume_from)
+      tqdm.write('Resumed from %s' % resume_from)
     elif restorer is not None:
       checkpoint, _, restore = restorer
       restore(sess)
       tqdm.write('Restored model parameters from %s' % checkpoint)
     step = int(sess.run(g.global_step))
     last = dict(step=step, loss=float('nan'), checkpoint=None, seconds=0.0)
-    start = time.time()
+    last_good = resume_from
+    first_loss = None
+    start = last_save_time = time.time()
     pbar = tqdm(total=opts.num_steps, initial=step, desc='train',
                 disable=not opts.show_progress, dynamic_ncols=True)
+
+    def save(step):
+      nonlocal last_good, last_save_time
+      last_good = _save(saver, sess, opts.snapshot_dir, step)
+      last_save_time = time.time()
+      return last_good
+
+    # False while a step with iter_size > 1 is half done: batch-norm
+    # statistics and memory banks have seen some of its batches only.
+    at_boundary = True
     try:
-      while step < opts.num_steps:
+      while step < opts.num_steps and interrupt['signal'] is None:
+        at_boundary = opts.iter_size == 1
         write_summary = step % opts.update_tb_every == 0
         loss_sum = 0.0
         if g.zero_op is not None:
@@ -483,37 +624,51 @@ def train(opts, loss_type, config_args=None, step_callback=None):
                      else g.accumulate_op}
           if write_summary and it == opts.iter_size - 1:
             fetches['summary'] = g.summary_op
-          out = sess.run(fetches)
+          out = _run_micro_batch(sess, fetches)
           loss_sum += out['loss']
           if 'summary' in out:
             writer.add_summary(out['summary'], step)
         if g.accumulate_op is not None:
           sess.run(g.step_op)
-        step = int(sess.run(g.global_step))
+        step, lr, finite = sess.run([g.global_step, g.learning_rate,
+                                     all_finite])
+        step = int(step)
+        at_boundary = True
         loss = loss_sum / opts.iter_size
-        lr = sess.run(g.learning_rate)
         pbar.update(1)
         pbar.set_postfix(loss='%.4f' % loss, lr='%.2e' % lr)
         last.update(step=step, loss=loss)
-        if not np.isfinite(loss):
-          raise TrainingError('The loss became %s at step %d; the last good '
-                              'checkpoint is in %s.'
-                              % (loss, step, opts.snapshot_dir))
-        if step % opts.save_pred_every == 0 or step == opts.num_steps:
-          last['checkpoint'] = _save(saver, sess, opts.snapshot_dir, step)
+        _check_finite_state(finite and np.isfinite(loss), step, last_good,
+                            opts.snapshot_dir)
+        _check_divergence(loss, first_loss, step, last_good)
+        if first_loss is None:
+          first_loss = loss
+        timed = (opts.save_every_minutes and time.time() - last_save_time >=
+                 60.0 * opts.save_every_minutes)
+        if (step % opts.save_pred_every == 0 or step == opts.num_steps or
+            timed):
+          last['checkpoint'] = save(step)
         if step_callback is not None:
           step_callback(step, loss)
     except KeyboardInterrupt:
-      pbar.close()
-      step = int(sess.run(g.global_step))
-      path = _save(saver, sess, opts.snapshot_dir, step)
-      tqdm.write('Interrupted: saved %s; run the same command to resume.'
-                 % path)
-      raise
+      interrupt['signal'] = interrupt['signal'] or signal.SIGINT
     finally:
       pbar.close()
       writer.close()
+    if interrupt['signal'] is not None and not at_boundary:
+      tqdm.write('Interrupted in the middle of step %d: nothing saved; the '
+                 'last checkpoint is %s.' % (step + 1, last_good))
+      raise KeyboardInterrupt()
+    if interrupt['signal'] is not None:
+      if last['checkpoint'] is None or not last['checkpoint'].endswith(
+          '-%d' % step):
+        last['checkpoint'] = save(step)
+      tqdm.write('Interrupted (%s) after step %d: saved %s; run the same '
+                 'command to resume.' % (
+                     signal.Signals(interrupt['signal']).name, step,
+                     last['checkpoint']))
+      raise KeyboardInterrupt()
     if last['checkpoint'] is None:
-      last['checkpoint'] = _save(saver, sess, opts.snapshot_dir, step)
+      last['checkpoint'] = save(step)
     last['seconds'] = time.time() - start
   return last

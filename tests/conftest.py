@@ -76,7 +76,7 @@ def tiny_softmax_snapshot(tiny_dataset, tmp_path_factory):
 # once more with oneDNN on (`-m trains`), so that both kinds of CPU kernels
 # are exercised on every machine.
 TRAINING_TEST_MODULES = (
-    'test_layers', 'test_training', 'test_inference', 'test_segsort_losses',
+    'test_layers', 'test_training', 'test_failures', 'test_inference', 'test_segsort_losses',
     'test_bashscripts_voc12', 'test_bashscripts_camvid', 'test_demo',
     'test_benchmark_speed', 'test_benchmark_input_pipeline')
 

@@ -121,3 +121,31 @@ def read_data_list(data_dir, data_list):
     raise DataListError('data list %r (--data_list) has no examples'
                         % (data_list,))
   return entries
+
+
+def check_unique_names(entries, data_list, max_listed=10):
+  """Raises unless the entries' names (which name their outputs) differ.
+
+  Args:
+    entries: list of DataEntry.
+    data_list: path of the list file, named in the error message.
+    max_listed: list at most this many collisions.
+
+  Raises:
+    DataListError: naming the images whose outputs would overwrite each
+      other (same base name in different folders).
+  """
+  first, collisions = {}, []
+  for entry in entries:
+    if entry.name in first:
+      collisions.append('%s and %s (lines %s and %s)' % (
+          first[entry.name].image, entry.image, first[entry.name].line,
+          entry.line))
+    else:
+      first[entry.name] = entry
+  if collisions:
+    raise DataListError(
+        '%s names %d image(s) whose outputs would overwrite others (same '
+        'base name): %s%s. Rename them, or split the list.' % (
+            data_list, len(collisions), '; '.join(collisions[:max_listed]),
+            ' ...' if len(collisions) > max_listed else ''))

@@ -22,6 +22,18 @@ class TrainingError(SegSortError):
   """Options that cannot train."""
 
 
+class NonFiniteStateError(TrainingError):
+  """An update left NaN or infinite values in the model's state."""
+
+
+class DivergenceError(TrainingError):
+  """The loss grew far beyond its starting value."""
+
+
+class SnapshotFolderError(SegSortError):
+  """The snapshot folder cannot be used (locked, foreign or unwritable)."""
+
+
 class PredictorError(SegSortError):
   """Options or inputs a predictor cannot use."""
 

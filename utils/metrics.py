@@ -315,21 +315,24 @@ def match_prediction_files(pred_dir, gt_dir, string_replace=None,
 
 
 def evaluate_folders(pred_dir, gt_dir, num_classes, string_replace=None,
-                     allow_extra_gt=False, show_progress=True):
+                     allow_extra_gt=False, show_progress=True,
+                     ignore_label=255):
   """Accumulates IoU statistics over two folders of class-id PNGs.
 
   Args:
     pred_dir, gt_dir, string_replace, allow_extra_gt: see
       match_prediction_files.
-    num_classes: C; ground-truth ids outside [0, C) are ignored.
+    num_classes: C; ground-truth ids are in [0, C) or ignore_label.
     show_progress: draw a tqdm bar over the files.
+    ignore_label: the ground-truth id of pixels not scored.
 
   Returns:
     An IouAccumulator holding the sum over all pairs.
 
   Raises:
     ValueError naming the file pair when shapes differ or a prediction is out
-    of range.
+    of range, or the ground truth and its ids >= C other than ignore_label
+    (a wrong --num_classes would otherwise score them as ignored).
   """
   pairs = match_prediction_files(pred_dir, gt_dir, string_replace,
                                  allow_extra_gt)
@@ -338,6 +341,13 @@ def evaluate_folders(pred_dir, gt_dir, num_classes, string_replace=None,
                                  disable=not show_progress):
     pred = label_images.read_label_png(pred_path)
     gt = label_images.read_label_png(gt_path)
+    ids = np.unique(gt)
+    bad = ids[(ids >= num_classes) & (ids != ignore_label)]
+    if bad.size:
+      raise ValueError('ground truth %s has ids %s, >= --num_classes %d '
+                       '(only %d marks ignored pixels)' % (
+                           gt_path, ', '.join(str(i) for i in bad[:10]),
+                           num_classes, ignore_label))
     if pred.shape != gt.shape:
       raise ValueError('prediction %s has shape %s but its ground truth %s '
                        'has shape %s' % (pred_path, pred.shape, gt_path,

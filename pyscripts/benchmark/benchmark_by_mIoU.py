@@ -2,8 +2,8 @@
 
 For every prediction PNG in --pred_dir, the ground truth of the same name
 (after --string_replace) in --gt_dir; prints the per-class IoU, mean IoU over
-the classes present and pixel accuracy. Ground-truth ids outside
-[0, num_classes) (255) are ignored.
+the classes present and pixel accuracy. Ground-truth ids are in
+[0, num_classes) or 255 (ignored); any other id is an error naming the file.
 
   python pyscripts/benchmark/benchmark_by_mIoU.py \
     --pred_dir SNAPSHOT_DIR/results/val/gray/ \
@@ -32,8 +32,8 @@ def get_arguments(argv=None):
   parser.add_argument('--gt_dir', type=str, default='',
                       help='Folder of ground-truth class-id PNGs.')
   parser.add_argument('--num_classes', type=int, default=21,
-                      help='Number of classes; ground truth outside '
-                           '[0, num_classes) is ignored.')
+                      help='Number of classes; ground-truth ids must be '
+                           'below it, or 255 (ignored).')
   parser.add_argument('--string_replace', type=str, default=',',
                       help='"old,new": replace old by new in a prediction '
                            'file name to get its ground-truth name.')
