@@ -17,6 +17,7 @@ import re
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from seg_models import models
 from seg_models.models import common
 from utils import errors
 
@@ -136,13 +137,17 @@ def latest_step(snapshot_dir):
   return step if prefix is not None else None
 
 
-def check_variables(checkpoint, var_list):
+def check_variables(checkpoint, var_list, head_scopes=None):
   """Raises RestoreError unless every variable is in checkpoint with its shape.
 
   Args:
     checkpoint: a checkpoint prefix.
     var_list: list of tf.Variable.
+    head_scopes: the model's head scopes, for the hint (None: every
+      model's, see models.get_extra_layer_scopes).
   """
+  if head_scopes is None:
+    head_scopes = models.get_extra_layer_scopes()
   try:
     reader = tf.train.load_checkpoint(checkpoint)
   except Exception as e:  # pylint: disable=broad-except
@@ -171,18 +176,18 @@ def check_variables(checkpoint, var_list):
       lines.extend('    ' + n for n in names[:30])
       if len(names) > 30:
         lines.append('    ... and %d more' % (len(names) - 30))
-  if any(common.is_head_variable(n.split(':')[0]) for n in missing +
-         mismatched):
+  if any(common.is_head_variable(n.split(':')[0], head_scopes)
+         for n in missing + mismatched):
     lines.append('  Head (%s) variables are among them: to start the head '
                  'afresh from a backbone checkpoint, pass '
-                 '--not_restore_classifier.' % common.HEAD_SCOPE)
+                 '--not_restore_classifier.' % ', '.join(head_scopes))
   else:
     lines.append('  Check --model, --backbone, --width_multiplier and '
                  '--embedding_dim / --num_classes against the checkpoint.')
   raise RestoreError('\n'.join(lines))
 
 
-def get_restorer(path, var_list, skip_head=False):
+def get_restorer(path, var_list, skip_head=False, head_scopes=None):
   """Checks path against var_list and returns what restores it.
 
   Builds the Saver now, so that the graph can be finalised before the
@@ -191,29 +196,36 @@ def get_restorer(path, var_list, skip_head=False):
   Args:
     path: a checkpoint prefix or a folder (latest checkpoint).
     var_list: variables to restore.
-    skip_head: leave the head (block5) variables as initialised.
+    skip_head: leave the head variables as initialised.
+    head_scopes: the model's head scopes (None: every model's, see
+      models.get_extra_layer_scopes).
 
   Returns:
     (checkpoint prefix, restored variables, fn(sess) that restores).
   """
   checkpoint = resolve_checkpoint(path)
+  if head_scopes is None:
+    head_scopes = models.get_extra_layer_scopes()
   if skip_head:
-    var_list = [v for v in var_list if not common.is_head_variable(v)]
-  check_variables(checkpoint, var_list)
+    var_list = [v for v in var_list
+                if not common.is_head_variable(v, head_scopes)]
+  check_variables(checkpoint, var_list, head_scopes)
   saver = tf.train.Saver(var_list=var_list)
   return checkpoint, var_list, lambda sess: saver.restore(sess, checkpoint)
 
 
-def restore_variables(sess, path, var_list, skip_head=False):
+def restore_variables(sess, path, var_list, skip_head=False,
+                      head_scopes=None):
   """Restores var_list (minus head variables if skip_head) from path.
 
   Args:
     sess: the session.
-    path, var_list, skip_head: see get_restorer.
+    path, var_list, skip_head, head_scopes: see get_restorer.
 
   Returns:
     (checkpoint prefix used, list of restored variables).
   """
-  checkpoint, var_list, restore = get_restorer(path, var_list, skip_head)
+  checkpoint, var_list, restore = get_restorer(path, var_list, skip_head,
+                                               head_scopes)
   restore(sess)
   return checkpoint, var_list

@@ -241,12 +241,35 @@ def _normalize_num_clusters(num_clusters):
   return pair
 
 
+def resize_image_and_masks(image, masks, size):
+  """Resizes an image (bilinear) and its masks (nearest) to `size`.
+
+  TF 1.x sampling (align_corners=False, no half-pixel centres): output pixel
+  i samples the input at i * in_size / out_size, bilinearly for the image,
+  at floor(i * in_size / out_size) for the masks. Both grids start at the
+  top-left pixel centre, so the masks stay registered with the image.
+
+  Args:
+    image: float32 [H, W, 3].
+    masks: int32 [H, W, C] or None.
+    size: int32 [2], the new (height, width).
+
+  Returns:
+    (image, masks) of size [size[0], size[1]].
+  """
+  image = tf.image.resize_bilinear(
+      image[tf.newaxis], size, align_corners=False)[0]
+  if masks is not None:
+    masks = tf.image.resize_nearest_neighbor(
+        masks[tf.newaxis], size, align_corners=False)[0]
+  return image, masks
+
+
 def _random_scale(image, masks, seed):
   """Rescales by a factor s ~ U[MIN_SCALE, MAX_SCALE) (stateless, seeded).
 
-  New size: floor(H * s), floor(W * s) (at least 1).
-  Both the bilinear image and the nearest-neighbour masks use half-pixel
-  centres, so the masks stay registered with the image.
+  New size: floor(H * s), floor(W * s) (at least 1); resampled by
+  resize_image_and_masks.
 
   Args:
     image: float32 [H, W, 3].
@@ -260,11 +283,7 @@ def _random_scale(image, masks, seed):
                                       maxval=MAX_SCALE, dtype=tf.float32)
   size = tf.cast(tf.cast(tf.shape(image)[:2], tf.float32) * scale, tf.int32)
   size = tf.maximum(size, 1)
-  # TF2's resize: compat.v1's uses corner-anchored (not centred) sampling.
-  image = tf.compat.v2.image.resize(image, size, method='bilinear')
-  if masks is not None:
-    masks = tf.compat.v2.image.resize(masks, size, method='nearest')
-  return image, masks
+  return resize_image_and_masks(image, masks, size)
 
 
 def _random_mirror(image, masks, seed):

@@ -157,7 +157,8 @@ def make_retrieval_picture(image, prediction, neighbor_crops, class_names,
     pictures.append((label_images.label_to_color(
         np.clip(ground_truth, 0, len(colormap) - 1), colormap),
                      'ground truth'))
-  pictures.append((vis_utils.pca(prediction.embedding), 'embedding PCA'))
+  pictures.append((vis_utils.pca_picture(prediction.embedding),
+                   'embedding PCA'))
   rows = [[(fit(p, overview_size), c) for p, c in pictures]]
 
   def name(label):

@@ -11,7 +11,7 @@ trainer builds the graph in the same steps for all of them: inputs, towers,
 loss, train ops, summaries (build_train_graph).
 
 The recipe is the original release's: SGD with momentum, poly learning rate
-lr * (1 - step / num_steps)^power, the head (block5) at 10x, L2 weight decay
+lr * (1 - step / num_steps)^power, the head at 10x, L2 weight decay
 on every conv weight, restore from --restore_from (skipping the head with
 --not_restore_classifier). On top of it:
 
@@ -62,7 +62,7 @@ LOSS_TYPES = tuple(losses.LOSSES)
 
 # The network's output stride.
 OUTPUT_STRIDE = 8
-# Learning-rate multiplier of the head (block5), as the original.
+# Learning-rate multiplier of the head (models.get_extra_layer_scopes).
 HEAD_LR_MULTIPLIER = 10.0
 # How many images of a batch go to TensorBoard.
 MAX_SUMMARY_IMAGES = 3
@@ -296,8 +296,10 @@ def _add_train_ops(opts, total_loss, learning_rate, global_step):
     iter_size is 1, step_op then also runs the update ops.
   """
   trainable = tf.trainable_variables()
-  head_vars = [v for v in trainable if common.is_head_variable(v)]
-  base_vars = [v for v in trainable if not common.is_head_variable(v)]
+  scopes = models.get_extra_layer_scopes(opts.model)
+  head_vars = [v for v in trainable if common.is_head_variable(v, scopes)]
+  base_vars = [v for v in trainable
+               if not common.is_head_variable(v, scopes)]
   grads = tf.gradients(total_loss, base_vars + head_vars,
                        colocate_gradients_with_ops=True)
   update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
@@ -581,7 +583,8 @@ def _train_locked(opts, loss_type, start_step, resume_from, step_callback):
     if resume_from is None and opts.restore_from:
       restorer = checkpoints.get_restorer(
           opts.restore_from, g.model_variables,
-          skip_head=opts.not_restore_classifier)
+          skip_head=opts.not_restore_classifier,
+          head_scopes=models.get_extra_layer_scopes(opts.model))
     graph.finalize()
 
   with tf.Session(graph=graph, config=config) as sess, \

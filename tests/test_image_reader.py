@@ -421,3 +421,42 @@ def test_load_image(tmp_path):
     f.write(b'\x00' * 10)
   with pytest.raises(ValueError, match='junk.jpg'):
     ir.load_image(str(tmp_path / 'junk.jpg'))
+
+
+def _legacy_resize_reference(array, size, nearest):
+  """NumPy TF 1.x resize (align_corners=False, no half-pixel centres)."""
+  height, width = array.shape[:2]
+  ys = np.arange(size[0]) * (height / size[0])
+  xs = np.arange(size[1]) * (width / size[1])
+  if nearest:
+    return array[np.floor(ys).astype(int)][:, np.floor(xs).astype(int)]
+  y0 = np.floor(ys).astype(int)
+  x0 = np.floor(xs).astype(int)
+  y1 = np.minimum(y0 + 1, height - 1)
+  x1 = np.minimum(x0 + 1, width - 1)
+  wy = (ys - y0)[:, None, None]
+  wx = (xs - x0)[None, :, None]
+  top = array[y0][:, x0] * (1 - wx) + array[y0][:, x1] * wx
+  bottom = array[y1][:, x0] * (1 - wx) + array[y1][:, x1] * wx
+  return top * (1 - wy) + bottom * wy
+
+
+@pytest.mark.parametrize('size', [(7, 11), (12, 9), (3, 4)])
+def test_random_scale_resamples_as_tf1_resize(size):
+  # The original resized with TF 1.x tf.image.resize_images (bilinear) and
+  # tf.image.resize_nearest_neighbor, both align_corners=False: output
+  # pixel i samples the input at i * in / out (not (i + 0.5) * in / out).
+  rng = np.random.RandomState(0)
+  image = rng.uniform(-100, 100, (5, 6, 3)).astype(np.float32)
+  masks = rng.randint(0, 255, (5, 6, 4)).astype(np.int32)
+  with tf.Graph().as_default(), tf.Session() as sess:
+    out_image, out_masks = sess.run(ir.resize_image_and_masks(
+        tf.constant(image), tf.constant(masks), tf.constant(size)))
+  np.testing.assert_allclose(
+      out_image, _legacy_resize_reference(image, size, False), atol=1e-3)
+  np.testing.assert_array_equal(
+      out_masks, _legacy_resize_reference(masks, size, True))
+  # Half-pixel centres would sample elsewhere on this upscaling.
+  if size == (12, 9):
+    half = np.floor((np.arange(12) + 0.5) * 5 / 12).astype(int)
+    assert not np.array_equal(half, np.floor(np.arange(12) * 5 / 12))

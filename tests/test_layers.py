@@ -194,3 +194,41 @@ def test_each_onednn_setting_in_a_real_process():
   on = _conv_paths_in_a_new_process('1')
   assert on['atrous_conv'] == ('native' if on['native_dilated_conv_trains']
                                else 'portable')
+
+
+@pytest.mark.parametrize('use_global_status', [False, True])
+def test_global_status_freezes_gamma_and_beta(use_global_status):
+  # The original's batch norm created gamma and beta with
+  # trainable=not use_global_status; its conv weights stayed trainable.
+  x = tf.constant(np.random.RandomState(0).randn(2, 5, 5, 3), tf.float32)
+  layers.conv(x, 'c', 4, 3, is_training=True,
+              use_global_status=use_global_status)
+  trainable = sorted(v.op.name for v in tf.trainable_variables())
+  if use_global_status:
+    assert trainable == ['c/weights']
+    assert not tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+  else:
+    assert trainable == ['c/BatchNorm/beta', 'c/BatchNorm/gamma',
+                         'c/weights']
+  names = sorted(v.op.name for v in tf.global_variables())
+  assert names == ['c/BatchNorm/beta', 'c/BatchNorm/gamma',
+                   'c/BatchNorm/moving_mean', 'c/BatchNorm/moving_variance',
+                   'c/weights']
+
+
+def test_new_weights_and_biases_start_glorot_uniform():
+  # The original created both with tf.get_variable and no initializer:
+  # Glorot-uniform, limit sqrt(6 / (fan_in + fan_out)); a 1-D bias of n
+  # has fan_in = fan_out = n. Weights: 3 * 3 * 16 in, 3 * 3 * 64 out.
+  x = tf.zeros([1, 4, 4, 16])
+  layers.conv(x, 'c', 64, 3, relu=False, biased=True, bn=False)
+  with tf.Session() as sess:
+    sess.run(tf.global_variables_initializer())
+    weights, biases = sess.run(tf.global_variables())
+  for values, limit in ((weights, np.sqrt(6.0 / (144 + 576))),
+                        (biases, np.sqrt(6.0 / (64 + 64)))):
+    assert np.abs(values).max() <= limit
+    assert np.abs(values).max() > 0.8 * limit
+    # Uniform on [-limit, limit]: variance limit**2 / 3.
+    assert np.var(values) == pytest.approx(limit**2 / 3, rel=0.3)
+  assert np.abs(biases).max() > 0  # Not the zeros of before.

@@ -182,3 +182,90 @@ def test_towers_model_places_ops_per_device():
     sess.run(tf.global_variables_initializer())
     a, b = sess.run(outs)
   assert a.shape == b.shape == (2, 5, 5, 8)
+
+
+def _model_variables(model, use_global_status=False):
+  images = tf.placeholder(tf.float32, [1, 40, 40, 3])
+  output = models.get_model_fn(model, width_multiplier=SMALL)(
+      images, 5, True, use_global_status)
+  return images, output
+
+
+def test_deeplab_aspp_has_the_original_variable_names():
+  # The original DeepLab built its ASPP as resnet_v1_101/fc1_c{0..3}
+  # (weights and biases), next to the backbone's blocks.
+  _model_variables('deeplab')
+  names = [v.op.name for v in tf.global_variables()]
+  aspp = sorted(n for n in names if '/fc1_c' in n)
+  assert aspp == ['resnet_v1_101/fc1_c%d/%s' % (i, kind)
+                  for i in range(4) for kind in ('biases', 'weights')]
+  assert not [n for n in names if '/block5/' in n]
+  scopes = models.get_extra_layer_scopes('deeplab')
+  assert scopes == ['fc1_c0', 'fc1_c1', 'fc1_c2', 'fc1_c3']
+  head = [n for n in names if common.is_head_variable(n, scopes)]
+  assert sorted(head) == aspp
+
+
+def test_head_scopes_per_model():
+  assert models.get_extra_layer_scopes('pspnet') == ['block5']
+  assert models.get_extra_layer_scopes() == [
+      'block5', 'fc1_c0', 'fc1_c1', 'fc1_c2', 'fc1_c3']
+  assert common.is_head_variable('resnet_v1_50/block5/conv2/weights',
+                                 ['block5'])
+  # Whole name components only: block5 is not a prefix match.
+  assert not common.is_head_variable('resnet_v1_101/block50/w', ['block5'])
+  assert not common.is_head_variable('resnet_v1_101/block4/unit_1/w',
+                                     ['fc1_c0'])
+  with pytest.raises(ValueError, match='Unknown model'):
+    models.get_extra_layer_scopes('fcn')
+
+
+def test_deeplab_skip_head_restores_the_backbone_only(tmp_path):
+  _model_variables('deeplab')
+  scopes = models.get_extra_layer_scopes('deeplab')
+  backbone = {v.op.name: np.full(v.shape.as_list(), 0.5, np.float32)
+              for v in tf.global_variables()
+              if not common.is_head_variable(v, scopes)}
+  prefix = str(tmp_path / 'model.ckpt-1')
+  _write_checkpoint(prefix, backbone)
+  with tf.Session() as sess:
+    sess.run(tf.global_variables_initializer())
+    with pytest.raises(checkpoints.RestoreError,
+                       match='fc1_c0, fc1_c1, fc1_c2, fc1_c3'):
+      checkpoints.restore_variables(sess, prefix, tf.global_variables(),
+                                    head_scopes=scopes)
+    _, restored = checkpoints.restore_variables(
+        sess, prefix, tf.global_variables(), skip_head=True,
+        head_scopes=scopes)
+  assert len(restored) == len(backbone) == len(tf.global_variables()) - 8
+
+
+@pytest.mark.parametrize('model', sorted(models.MODELS))
+def test_head_gets_ten_times_the_learning_rate(model):
+  # One SGD step from zero momentum moves a variable by lr * gradient, the
+  # head's by 10 * lr * gradient.
+  from seg_models import trainer  # pylint: disable=g-import-not-at-top
+  images, output = _model_variables(model, use_global_status=True)
+  loss = tf.reduce_sum(output)
+  step = tf.train.get_or_create_global_step()
+  opts = trainer.TrainOptions(model=model, iter_size=1)
+  add_train_ops = trainer._add_train_ops  # pylint: disable=protected-access
+  step_op = add_train_ops(opts, loss, 0.01, step)[0]
+  variables = tf.trainable_variables()
+  grads = tf.gradients(loss, variables)
+  scopes = models.get_extra_layer_scopes(model)
+  feed = {images: np.random.RandomState(0).randn(1, 40, 40, 3)}
+  with tf.Session() as sess:
+    sess.run(tf.global_variables_initializer())
+    before, gradient = sess.run([variables, grads], feed)
+    sess.run(step_op, feed)
+    after = sess.run(variables)
+  heads = 0
+  for var, b, g, a in zip(variables, before, gradient, after):
+    rate = 0.1 if common.is_head_variable(var, scopes) else 0.01
+    heads += common.is_head_variable(var, scopes)
+    np.testing.assert_allclose(b - a, rate * g, rtol=1e-3, atol=1e-6,
+                               err_msg=var.op.name)
+  # Under use_global_status batch norm is frozen: PSPNet's trainable head
+  # is 5 conv weights and the classifier's weights and biases.
+  assert heads == (8 if model == 'deeplab' else 7)

@@ -116,9 +116,6 @@ def test_extract_trained_prototypes_all_ignore_and_modes():
       embedding, loc, grid, 4, 3, labels, 1, 255, 'semantic', True))
   assert features.shape == (0, 4) and classes.shape == (0,)
   assert np.array_equal(clusters, np.full(labels.size, -1))
-  with pytest.raises(NotImplementedError, match="'panoptic'"):
-    eval_utils.extract_trained_prototypes(embedding, loc, grid, 4, 3, labels,
-                                          1, 255, 'panoptic')
   with pytest.raises(ValueError, match='semantic'):
     eval_utils.extract_trained_prototypes(embedding, loc, grid, 4, 3, labels,
                                           1, 255, 'instance')

@@ -252,7 +252,8 @@ def test_memory_banks_are_checkpointed_non_trainable_variables(tmp_path):
   assert len(banks) == 3
   assert not set(banks) & set(tf.trainable_variables())
   capacity = train_utils.default_bank_capacity(2, N_CLUSTERS)
-  assert capacity == 2 * 4 * 2
+  # One slot per cluster of the batch: B * K = 2 * 2**2.
+  assert capacity == 2 * 4
   assert banks[0].get_shape().as_list() == [2, capacity, DIM]
   saver = tf.train.Saver()
   with tf.Session() as sess:
@@ -341,3 +342,10 @@ def test_unsupervised_loss_all_padding_is_zero():
     value, grad = sess.run([loss, gradient])
   assert value == 0.0
   assert np.array_equal(grad, np.zeros_like(grad))
+
+
+def test_default_bank_capacity_is_clusters_per_batch():
+  # The original's banks held num_clusters**2 * batch_size prototypes each:
+  # 5 * 5 * 8 = 200 for train_segsort.sh, 5 * 5 * 16 = 400 for the mgpu one.
+  assert train_utils.default_bank_capacity(8, 5) == 200
+  assert train_utils.default_bank_capacity(16, 5) == 400

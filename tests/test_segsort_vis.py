@@ -25,7 +25,7 @@ def _planar_embedding(rng, height=6, width=5, depth=8):
 def test_pca_recovers_principal_axes():
   rng = np.random.RandomState(0)
   embedding, coefficients = _planar_embedding(rng)
-  picture = vis_utils.pca(embedding)
+  picture = vis_utils.pca_picture(embedding)
   assert picture.shape == (6, 5, 3) and picture.dtype == np.uint8
   assert picture.min() == 0 and picture.max() == 255
   flat = picture.reshape(-1, 3).astype(np.float64)
@@ -36,11 +36,12 @@ def test_pca_recovers_principal_axes():
 
 
 def test_pca_shapes_and_degenerate_input():
-  assert vis_utils.pca(np.zeros((4, 2))).tolist() == [[0, 0, 0]] * 4
+  assert vis_utils.pca_picture(np.zeros((4, 2))).tolist() == [[0, 0, 0]] * 4
   rng = np.random.RandomState(1)
-  assert vis_utils.pca(rng.randn(10, 5), n_components=2).shape == (10, 2)
+  assert vis_utils.pca_picture(rng.randn(10, 5),
+                               n_components=2).shape == (10, 2)
   with pytest.raises(ValueError, match='n_components'):
-    vis_utils.pca(rng.randn(10, 5), n_components=0)
+    vis_utils.pca_picture(rng.randn(10, 5), n_components=0)
 
 
 def test_tensorflow_pca_image_matches_numpy():
@@ -51,5 +52,5 @@ def test_tensorflow_pca_image_matches_numpy():
   with tf.Session() as sess:
     image = sess.run(image)
   assert image.shape == (2, 3, 5, 3) and image.dtype == np.uint8
-  expected = vis_utils.pca(batch)
+  expected = vis_utils.pca_picture(batch)
   assert np.abs(image.astype(int) - expected.astype(int)).max() <= 1

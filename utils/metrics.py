@@ -71,6 +71,43 @@ def confusion_matrix(pred, gt, num_classes):
   return counts.reshape(num_classes, num_classes).astype(np.int64)
 
 
+def _class_histogram(values, num_classes):
+  values = values[np.logical_and(values >= 0, values < num_classes)]
+  return np.bincount(values.astype(np.int64), minlength=num_classes)
+
+
+def iou_stats(pred, target, num_classes=21, background=0):
+  """Per-class pixel counts TP + FN, TP + FP and TP (the original's API).
+
+  Only pixels whose target is in [0, num_classes) count; a prediction
+  outside that range adds to no class. IoU_c = tp / (tp_fn + tp_fp - tp).
+
+  Args:
+    pred: An integer array of predicted class ids.
+    target: An integer array of the same shape, ground-truth ids.
+    num_classes: The number of classes.
+    background: Accepted for the original's call shape; not used.
+
+  Returns:
+    (tp_fn, tp_fp, tp), three int64 arrays [num_classes].
+  """
+  del background
+  pred = np.asarray(pred)
+  target = np.asarray(target)
+  counted = np.logical_and(target >= 0, target < num_classes)
+  tp_fn = _class_histogram(target[counted], num_classes)
+  tp_fp = _class_histogram(pred[counted], num_classes)
+  hits = np.logical_and(counted, pred == target)
+  tp = _class_histogram(target[hits], num_classes)
+  return tp_fn, tp_fp, tp
+
+
+def accuracy(pred, target):
+  """Fraction of the elements where pred equals target (in [0, 1])."""
+  pred = np.asarray(pred)
+  return float((pred == np.asarray(target)).sum()) / max(pred.size, 1)
+
+
 def _check_num_classes(num_classes):
   if int(num_classes) != num_classes or num_classes < 1:
     raise ValueError('num_classes must be a positive integer, got %r'

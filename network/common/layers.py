@@ -173,15 +173,19 @@ def batch_norm(x,
   training with use_global_status=False, and the moving averages otherwise.
   In the first case the moving averages are updated by
   moving <- decay * moving + (1 - decay) * batch_statistic; the update ops
-  go to tf.GraphKeys.UPDATE_OPS (once, however many towers).
+  go to tf.GraphKeys.UPDATE_OPS (once, however many towers). With
+  use_global_status the whole layer is frozen: gamma and beta are created
+  non-trainable and the moving averages are left as they are.
 
   Args:
     x: a tensor [N, H, W, C] or a list of such tensors, one per tower.
     name: the variable scope (usually 'BatchNorm').
     activation_fn: optional function applied after normalisation.
     decay: moving-average decay.
-    is_training: whether gamma and beta are trainable.
-    use_global_status: use the moving averages instead of batch statistics.
+    is_training: whether gamma and beta are trainable (unless
+      use_global_status).
+    use_global_status: use the moving averages instead of batch statistics
+      and keep gamma and beta fixed.
     epsilon: added to the variance.
 
   Returns:
@@ -189,15 +193,16 @@ def batch_norm(x,
   """
   xs, was_list = _as_towers(x)
   channels = xs[0].get_shape().as_list()[-1]
+  trainable = is_training and not use_global_status
   with tf.variable_scope(name):
     # TF-Slim creates beta before gamma; the order does not affect restoring
     # but keeps tf.global_variables() in slim's order.
     beta = tf.get_variable('beta', [channels],
                            initializer=tf.zeros_initializer(),
-                           trainable=is_training)
+                           trainable=trainable)
     gamma = tf.get_variable('gamma', [channels],
                             initializer=tf.ones_initializer(),
-                            trainable=is_training)
+                            trainable=trainable)
     moving_mean = tf.get_variable('moving_mean', [channels],
                                   initializer=tf.zeros_initializer(),
                                   trainable=False)
@@ -277,6 +282,8 @@ def conv(x,
     padding: 'SAME' or 'VALID'.
     relu: apply ReLU at the end.
     biased: add a bias (`biases`), used by layers without batch norm.
+      Weights and biases start Glorot-uniform (limit
+      sqrt(6 / (fan_in + fan_out)); fan_in = fan_out = filters for biases).
     bn: batch norm (scope `BatchNorm`) after the convolution.
     dilation: atrous rate (stride 1 only); see atrous_path for how it is
       computed on each device.
@@ -293,14 +300,16 @@ def conv(x,
   if in_channels is None:
     raise ValueError('conv %r needs a static number of input channels.' % name)
   with tf.variable_scope(name):
+    # Glorot-uniform for weights and biases: TensorFlow's default for
+    # tf.get_variable. A 1-D bias counts fan_in = fan_out = filters.
     kernel = tf.get_variable(
         'weights', [kernel_size, kernel_size, in_channels, filters],
-        initializer=tf.variance_scaling_initializer(scale=2.0),
+        initializer=tf.glorot_uniform_initializer(),
         trainable=is_training)
     bias = None
     if biased:
       bias = tf.get_variable('biases', [filters],
-                             initializer=tf.zeros_initializer(),
+                             initializer=tf.glorot_uniform_initializer(),
                              trainable=is_training)
 
     def _conv(t):

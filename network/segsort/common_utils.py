@@ -17,6 +17,7 @@ product.
 import collections
 import numbers
 
+import numpy as np
 import tensorflow.compat.v1 as tf
 
 
@@ -74,6 +75,24 @@ def generate_location_features(img_dimensions, feature_type='int'):
                      % (feature_type,))
   y_grid, x_grid = tf.meshgrid(y_features, x_features, indexing='ij')
   return tf.stack([y_grid, x_grid], axis=2)
+
+
+def generate_location_features_np(img_dimensions):
+  """(y, x) of every pixel spread evenly over [0, 1], in NumPy.
+
+  Unlike generate_location_features('float'), the last row and column get
+  1 (y = linspace(0, 1, H), x = linspace(0, 1, W)).
+
+  Args:
+    img_dimensions: [H, W].
+
+  Returns:
+    A float64 array [1, H, W, 2] holding (y, x) per pixel.
+  """
+  y_features = np.linspace(0.0, 1.0, img_dimensions[0])
+  x_features = np.linspace(0.0, 1.0, img_dimensions[1])
+  y_grid, x_grid = np.meshgrid(y_features, x_features, indexing='ij')
+  return np.stack([y_grid, x_grid], axis=2)[np.newaxis]
 
 
 # Squared-norm floor of normalize_embedding: a vector shorter than 1e-6 is

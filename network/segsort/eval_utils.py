@@ -74,7 +74,11 @@ def extract_trained_prototypes(embedding,
   location)) from `cluster_labels`; every non-empty cluster takes the
   majority class of its pixels (ties: lowest class), and only its pixels of
   that class form its prototype (normalised sum of the embeddings without
-  location).
+  location). In 'panoptic' mode a segment is an instance instead of a
+  class: the majority is over the image's distinct panoptic labels
+  (numbered 0, 1, ... in order of first appearance among the valid pixels,
+  ties to the lowest number), and only the pixels of that instance form the
+  prototype.
 
   Args:
     embedding: A float tensor [N, D] (any leading shape is flattened);
@@ -88,34 +92,30 @@ def extract_trained_prototypes(embedding,
       panoptic_label_divisor is 1 (as the scripts call it).
     panoptic_label_divisor: An int, semantic = panoptic // divisor.
     ignore_label: The class id to leave out (e.g. 255).
-    evaluate_semantic_or_panoptic: 'semantic' ('panoptic' is not
-      implemented).
+    evaluate_semantic_or_panoptic: 'semantic' or 'panoptic'.
     return_cluster_labels: Also return the cluster of every pixel.
 
   Returns:
     prototype_features: A float tensor [P, D] (P <= K: one per non-empty
       cluster, in increasing cluster id).
     prototype_semantic_labels: An int32 tensor [P].
-    prototype_instance_labels: An int32 tensor [P] of zeros ('semantic'
-      mode has no instances).
+    prototype_instance_labels: An int32 tensor [P]: zeros in 'semantic'
+      mode; in 'panoptic' mode the number of the prototype's panoptic
+      label (see above).
     cluster_labels: Only with return_cluster_labels, an int32 tensor [N]:
       the k-means cluster of every pixel, -1 for the pixels left out.
-      Prototype p is formed by the pixels of class
-      prototype_semantic_labels[p] in the p-th non-empty cluster.
+      Prototype p is formed by the pixels of its class (or instance) in
+      the p-th non-empty cluster.
 
   Raises:
-    NotImplementedError: for 'panoptic'.
-    ValueError: for any other mode.
+    ValueError: for a mode other than 'semantic' and 'panoptic'.
   """
-  if evaluate_semantic_or_panoptic == 'panoptic':
-    raise NotImplementedError(
-        "extract_trained_prototypes: evaluate_semantic_or_panoptic="
-        "'panoptic' is not implemented (SegSort here is semantic "
-        "segmentation only); use 'semantic'")
   if evaluate_semantic_or_panoptic not in EVALUATION_MODES:
     raise ValueError("extract_trained_prototypes: "
-                     "evaluate_semantic_or_panoptic must be 'semantic', "
-                     "got %r" % (evaluate_semantic_or_panoptic,))
+                     "evaluate_semantic_or_panoptic must be one of %s, "
+                     "got %r" % (EVALUATION_MODES,
+                                 evaluate_semantic_or_panoptic))
+  panoptic = evaluate_semantic_or_panoptic == 'panoptic'
   embedding = tf.convert_to_tensor(embedding)
   embedding_dim = tf.shape(embedding)[-1]
   embedding = common_utils.normalize_embedding(
@@ -123,8 +123,8 @@ def extract_trained_prototypes(embedding,
   location_features = tf.reshape(
       tf.cast(location_features, embedding.dtype), [-1, 2])
   cluster_labels = tf.cast(tf.reshape(cluster_labels, [-1]), tf.int32)
-  semantic_labels = tf.cast(tf.reshape(panoptic_labels, [-1]),
-                            tf.int32) // panoptic_label_divisor
+  panoptic_labels = tf.cast(tf.reshape(panoptic_labels, [-1]), tf.int32)
+  semantic_labels = panoptic_labels // panoptic_label_divisor
 
   valid = tf.logical_and(tf.not_equal(semantic_labels, ignore_label),
                          semantic_labels >= 0)
@@ -133,6 +133,12 @@ def extract_trained_prototypes(embedding,
   location_features = tf.boolean_mask(location_features, valid)
   cluster_labels = tf.boolean_mask(cluster_labels, valid)
   semantic_labels = tf.boolean_mask(semantic_labels, valid)
+  if panoptic:
+    # Segment keys: the image's distinct panoptic labels, numbered.
+    panoptic_ids, keys = tf.unique(tf.boolean_mask(panoptic_labels, valid),
+                                   out_idx=tf.int32)
+  else:
+    keys = semantic_labels
 
   embedding_with_location = common_utils.normalize_embedding(
       tf.concat([embedding, location_features], axis=1))
@@ -140,21 +146,26 @@ def extract_trained_prototypes(embedding,
       embedding_with_location, cluster_labels, num_clusters,
       kmeans_iterations)
 
-  num_classes = tf.maximum(tf.reduce_max(semantic_labels) + 1, 1)
-  counts = _class_counts(semantic_labels, cluster_labels, num_clusters,
-                         num_classes)
+  num_keys = tf.maximum(tf.reduce_max(keys) + 1, 1)
+  counts = _class_counts(keys, cluster_labels, num_clusters, num_keys)
   majority_labels = tf.argmax(counts, axis=1, output_type=tf.int32)
   non_empty = tf.reduce_sum(counts, axis=1) > 0
 
-  selected = tf.equal(tf.gather(majority_labels, cluster_labels),
-                      semantic_labels)
+  selected = tf.equal(tf.gather(majority_labels, cluster_labels), keys)
   prototypes = common_utils.calculate_prototypes_from_labels(
       tf.boolean_mask(embedding, selected),
       tf.boolean_mask(cluster_labels, selected), num_clusters)
   prototype_features = tf.boolean_mask(prototypes, non_empty)
-  prototype_semantic_labels = tf.boolean_mask(majority_labels, non_empty)
+  prototype_keys = tf.boolean_mask(majority_labels, non_empty)
+  if panoptic:
+    prototype_semantic_labels = (tf.gather(panoptic_ids, prototype_keys)
+                                 // panoptic_label_divisor)
+    prototype_instance_labels = prototype_keys
+  else:
+    prototype_semantic_labels = prototype_keys
+    prototype_instance_labels = tf.zeros_like(prototype_keys)
   outputs = (prototype_features, prototype_semantic_labels,
-             tf.zeros_like(prototype_semantic_labels))
+             prototype_instance_labels)
   if not return_cluster_labels:
     return outputs
   # Back to every pixel; the pixels left out get -1.
@@ -385,3 +396,99 @@ def predict_semantic_instance_labels(cluster_labels,
       k_nearest_neighbors(nearest.indices, prototype_instance_labels),
       out_idx=tf.int32)
   return semantic_predictions, tf.gather(instance_ids, cluster_labels)
+
+
+def predict_all_labels(embedding,
+                       num_clusters,
+                       kmeans_iterations,
+                       prototype_features,
+                       prototype_semantic_labels,
+                       prototype_instance_labels,
+                       k_in_nearest_neighbors,
+                       panoptic_label_divisor,
+                       class_has_instances_list):
+  """Panoptic, semantic and instance labels of every pixel by kNN.
+
+  Test clusters and prototypes from extract_test_prototypes (locations
+  (y / H, x / W)), labels from predict_semantic_instance_labels; pixels
+  whose class is not in class_has_instances_list get instance 0, and
+  panoptic = semantic * panoptic_label_divisor + instance.
+
+  Args:
+    embedding: A float tensor [B, H, W, D].
+    num_clusters: n per axis or [n_y, n_x].
+    kmeans_iterations: Number of k-means iterations.
+    prototype_features: A float tensor [T, D] of training prototypes.
+    prototype_semantic_labels: An integer tensor [T].
+    prototype_instance_labels: An integer tensor [T], or None (instance 0
+      everywhere).
+    k_in_nearest_neighbors: k of the kNN vote.
+    panoptic_label_divisor: An int.
+    class_has_instances_list: The ids of the classes with instances.
+
+  Returns:
+    (panoptic_predictions, semantic_predictions, instance_predictions,
+    cluster_labels), int32 tensors [B, H, W].
+  """
+  cluster_labels, test_prototypes = extract_test_prototypes(
+      embedding, num_clusters, kmeans_iterations)
+  semantic, instance = predict_semantic_instance_labels(
+      cluster_labels, test_prototypes, prototype_features,
+      prototype_semantic_labels, prototype_instance_labels,
+      k_in_nearest_neighbors)
+  if instance is None:
+    instance = tf.zeros_like(semantic)
+  things = tf.reshape(tf.cast(class_has_instances_list, tf.int32), [-1])
+  is_thing = tf.reduce_any(
+      tf.equal(semantic[..., tf.newaxis], things), axis=-1)
+  instance = tf.where_v2(is_thing, instance, 0)
+  panoptic = semantic * panoptic_label_divisor + instance
+  return panoptic, semantic, instance, cluster_labels
+
+
+def oracle_region(embedding, labels):
+  """Regions given by the ground truth, for debugging.
+
+  Args:
+    embedding: A float tensor [B, H, W, D].
+    labels: An integer tensor [B, H, W] (or [B, H, W, 1]) of labels >= 0.
+
+  Returns:
+    cluster_labels: An int32 tensor [B, H, W]: the distinct labels numbered
+      0, 1, ... in order of first appearance (row-major over the batch).
+    prototypes: A float tensor [max(labels) + 1, D]: row r the sum (not
+      normalised) of the embeddings of region r; rows past the number of
+      regions are zero.
+  """
+  embedding = tf.convert_to_tensor(embedding)
+  shape = tf.shape(embedding)
+  labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+  _, cluster_labels = tf.unique(labels, out_idx=tf.int32)
+  prototypes = tf.math.unsorted_segment_sum(
+      tf.reshape(embedding, [-1, shape[3]]), cluster_labels,
+      tf.reduce_max(labels) + 1)
+  return tf.reshape(cluster_labels, shape[:3]), prototypes
+
+
+def predict_oracle_labels(cluster_labels, labels, ignore_label=255):
+  """Paints every cluster with its majority ground-truth label.
+
+  Args:
+    cluster_labels: An integer tensor [B, H, W] of cluster ids >= 0.
+    labels: An integer tensor [B, H, W] of ground-truth labels; ignore_label
+      counts as class 0 (background).
+    ignore_label: The label counted as background.
+
+  Returns:
+    An int32 tensor [B, H, W]: the most frequent label of each pixel's
+    cluster (ties: lowest label).
+  """
+  shape = tf.shape(cluster_labels)
+  cluster_labels = tf.cast(tf.reshape(cluster_labels, [-1]), tf.int32)
+  labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+  labels = tf.where_v2(tf.equal(labels, ignore_label), 0, labels)
+  counts = _class_counts(labels, cluster_labels,
+                         tf.reduce_max(cluster_labels) + 1,
+                         tf.reduce_max(labels) + 1)
+  majority = tf.argmax(counts, axis=1, output_type=tf.int32)
+  return tf.reshape(tf.gather(majority, cluster_labels), shape)

@@ -59,13 +59,14 @@ def get_memory_bank_update_ops(graph=None):
 
 
 def default_bank_capacity(batch_size, num_clusters):
-  """Slots per memory bank: batch_size * num_clusters**2 * 2.
+  """Slots per memory bank: batch_size * num_clusters**2.
 
-  One batch has at most batch_size * K clusters, each split by class; twice
-  K per image leaves room for clusters that straddle a class boundary, and
-  any excess is dropped at random (the bank holds a shuffled batch).
+  One slot per k-means cluster of the batch. Clusters that straddle a class
+  boundary give more segments than that; the excess is dropped at random
+  (the bank holds a shuffled batch). Pass a larger bank_capacity to
+  add_segsort_loss to keep them.
   """
-  return batch_size * common_utils.cluster_grid(num_clusters).count * 2
+  return batch_size * common_utils.cluster_grid(num_clusters).count
 
 
 def _check_rank(tensor, rank, name):

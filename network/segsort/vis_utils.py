@@ -25,7 +25,7 @@ def _stretch_to_uint8_np(projected):
   return np.round(scaled * 255.0).astype(np.uint8)
 
 
-def pca(embedding, n_components=3):
+def pca_picture(embedding, n_components=3):
   """Principal components of an embedding map as a uint8 picture (NumPy).
 
   Args:
@@ -38,10 +38,11 @@ def pca(embedding, n_components=3):
   """
   embedding = np.asarray(embedding, dtype=np.float64)
   if embedding.ndim < 2:
-    raise ValueError('pca: embedding must be [..., D], got shape %s'
+    raise ValueError('pca_picture: embedding must be [..., D], got shape %s'
                      % (embedding.shape,))
   if n_components < 1:
-    raise ValueError('pca: n_components must be >= 1, got %d' % n_components)
+    raise ValueError('pca_picture: n_components must be >= 1, got %d'
+                     % n_components)
   leading, depth = embedding.shape[:-1], embedding.shape[-1]
   flat = embedding.reshape(-1, depth)
   output = np.zeros((flat.shape[0], n_components), dtype=np.uint8)
@@ -75,6 +76,31 @@ def calculate_principal_components(embedding, num_components=3):
                        tf.stack([rows, tf.range(tf.shape(rows)[0])], axis=1))
   signs = tf.where_v2(peaks < 0, -1.0, 1.0)
   return components * signs[tf.newaxis, :]
+
+
+def pca(embedding, num_components=3, principal_components=None):
+  """Projects embedding maps on their principal directions (TensorFlow).
+
+  The projection is of the embedding itself (not centred); the directions
+  come from calculate_principal_components unless given.
+
+  Args:
+    embedding: A float tensor [B, H, W, D].
+    num_components: Number of output channels.
+    principal_components: An optional float tensor [D, num_components].
+
+  Returns:
+    A float tensor [B, H, W, num_components].
+  """
+  embedding = tf.convert_to_tensor(embedding)
+  shape = tf.shape(embedding)
+  flat = tf.reshape(embedding, [-1, shape[3]])
+  if principal_components is None:
+    principal_components = calculate_principal_components(flat,
+                                                          num_components)
+  projected = tf.matmul(flat, principal_components)
+  return tf.reshape(projected,
+                    [shape[0], shape[1], shape[2], num_components])
 
 
 def embedding_to_pca_image(embedding, n_components=3):

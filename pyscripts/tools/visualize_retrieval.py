@@ -92,7 +92,7 @@ def visualize(args):
       atomic_io.atomic_save_png(path, picture)
       atomic_io.atomic_save_png(
           os.path.join(save_dir, PCA_SUBDIR, entry.name + '.png'),
-          vis_utils.pca(prediction.embedding))
+          vis_utils.pca_picture(prediction.embedding))
       paths.append(path)
   return paths
 

@@ -3,7 +3,8 @@
 MODELS maps a head name to its builder
 fn(x, name, cnn_fn, num_classes, is_training, use_global_status, reuse,
 width_multiplier); get_model_fn binds a head, a backbone and its numerics
-into the function every script calls.
+into the function every script calls. get_extra_layer_scopes names each
+head's variable scopes (x10 learning rate, --not_restore_classifier).
 """
 from network.common import resnet_v1
 from seg_models.models import common
@@ -14,9 +15,32 @@ MODELS = {
     'pspnet': pspnet.pspnet,
     'deeplab': deeplab.deeplab,
 }
+# Scopes of each head's variables, inside the backbone scope.
+HEAD_SCOPES = {
+    'pspnet': pspnet.HEAD_SCOPES,
+    'deeplab': deeplab.HEAD_SCOPES,
+}
 # The backbone names and numerics get_model_fn accepts (the scripts' choices).
 BACKBONES = sorted(resnet_v1.NUM_BLOCKS)
 VARIANTS = sorted(resnet_v1.VARIANTS)
+
+
+def get_extra_layer_scopes(model=None):
+  """The variable scopes of a model's head (all models' for None).
+
+  Args:
+    model: a key of MODELS, or None.
+
+  Returns:
+    A list of scope names relative to the backbone scope, e.g. ['block5'];
+    see seg_models.models.common.is_head_variable.
+  """
+  if model is None:
+    return sorted({s for scopes in HEAD_SCOPES.values() for s in scopes})
+  if model not in HEAD_SCOPES:
+    raise ValueError('Unknown model %r; choose one of %s.'
+                     % (model, sorted(MODELS)))
+  return list(HEAD_SCOPES[model])
 
 
 def get_model_fn(model='pspnet', backbone='resnet_v1_101',

@@ -1,10 +1,12 @@
 """Names and layers shared by the segmentation heads.
 
-Everything a head adds on top of the backbone lives under HEAD_SCOPE
-('block5', as in the original release) inside the backbone's scope, e.g.
-`resnet_v1_101/block5/conv2/weights`. The trainer's x10 learning rate and
-the restore exclusion (--not_restore_classifier) both find head variables
-with is_head_variable, so the name is written once, here.
+A head's variables live under one or more scopes inside the backbone's
+scope: PSPNet's under HEAD_SCOPE ('block5'), e.g.
+`resnet_v1_101/block5/conv2/weights`; DeepLab's ASPP under `fc1_c0` ..
+`fc1_c3`. Each model module lists its own as HEAD_SCOPES, and
+seg_models.models.get_extra_layer_scopes returns them by model name for the
+trainer's x10 learning rate and the restore exclusion
+(--not_restore_classifier).
 """
 import tensorflow.compat.v1 as tf
 
@@ -18,10 +20,18 @@ HEAD_BN_DECAY = 0.99
 HEAD_FILTERS = 512
 
 
-def is_head_variable(var_or_name):
-  """Whether a variable (or variable name) belongs to a head."""
+def is_head_variable(var_or_name, head_scopes=(HEAD_SCOPE,)):
+  """Whether a variable (or name) lies under one of head_scopes.
+
+  Args:
+    var_or_name: a variable or a variable name, e.g.
+      'resnet_v1_101/block5/conv2/weights'.
+    head_scopes: scope names relative to the backbone scope; a scope
+      matches whole name components anywhere in the name.
+  """
   name = var_or_name if isinstance(var_or_name, str) else var_or_name.op.name
-  return ('/%s/' % HEAD_SCOPE) in ('/' + name)
+  name = '/%s/' % name
+  return any(('/%s/' % scope) in name for scope in head_scopes)
 
 
 def scaled_width(width, width_multiplier):

@@ -15,6 +15,8 @@ from network.common import resnet_v1
 from seg_models.models import common
 
 PYRAMID_BINS = (1, 2, 3, 6)
+# Scopes (inside the backbone's) of the head's variables.
+HEAD_SCOPES = (common.HEAD_SCOPE,)
 
 
 def pspnet(x,
