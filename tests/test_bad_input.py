@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from pyscripts import script_glue
 from pyscripts.train import train_segsort
 from seg_models import image_reader
 from seg_models import prototype_sets
@@ -21,7 +22,8 @@ from utils import metrics
 def _opts(data_dir, snapshot_dir):
   args = train_segsort.get_arguments(tiny_data.train_args(
       data_dir, snapshot_dir))
-  return trainer.TrainOptions.from_args(args, show_progress=False)
+  return script_glue.options_from_args(trainer.TrainOptions, args,
+                                       show_progress=False)
 
 
 def _copy_dataset(tiny_dataset, tmp_path):

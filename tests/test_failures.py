@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+from pyscripts import script_glue
 from pyscripts.train import train_segsort
 from seg_models import checkpoints
 from seg_models import snapshot_folder
@@ -27,7 +28,7 @@ def _opts(data_dir, snapshot_dir, **kw):
       data_dir, snapshot_dir, backbone=BACKBONE))
   kw.setdefault('show_progress', False)
   kw.setdefault('update_tb_every', 100)
-  return trainer.TrainOptions.from_args(args, **kw)
+  return script_glue.options_from_args(trainer.TrainOptions, args, **kw)
 
 
 def _read_checkpoint(prefix):
