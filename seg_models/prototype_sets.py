@@ -21,6 +21,7 @@ import warnings
 
 import numpy as np
 
+from utils import atomic_io
 from utils import errors
 
 # Files of a prototype set, in SAVE_DIR/prototypes/.
@@ -166,16 +167,6 @@ def _side_folders(prototype_dir, kind):
   return found
 
 
-def _process_alive(pid):
-  try:
-    os.kill(pid, 0)
-  except ProcessLookupError:
-    return False
-  except PermissionError:
-    return True
-  return True
-
-
 def recover_prototype_dir(prototype_dir):
   """Cleans what a killed save_prototypes left beside prototype_dir.
 
@@ -184,10 +175,10 @@ def recover_prototype_dir(prototype_dir):
   when no set is in place, else deleted.
   """
   for pid, path in _side_folders(prototype_dir, 'staging').items():
-    if pid == os.getpid() or not _process_alive(pid):
+    if pid == os.getpid() or not atomic_io.is_process_alive(pid):
       shutil.rmtree(path, ignore_errors=True)
   for pid, path in sorted(_side_folders(prototype_dir, 'previous').items()):
-    if pid != os.getpid() and _process_alive(pid):
+    if pid != os.getpid() and atomic_io.is_process_alive(pid):
       continue
     if not os.path.exists(prototype_dir):
       os.rename(path, prototype_dir)

@@ -12,6 +12,7 @@ import errno
 import os
 import socket
 
+from utils import atomic_io
 from utils import errors
 
 LOCK_NAME = 'training.lock'
@@ -40,16 +41,6 @@ def check_folder(snapshot_dir):
   except OSError as e:
     raise SnapshotFolderError('Cannot create --snapshot_dir %s: %s.'
                               % (snapshot_dir, e.strerror or e))
-
-
-def _process_alive(pid):
-  try:
-    os.kill(pid, 0)
-  except ProcessLookupError:
-    return False
-  except PermissionError:
-    return True
-  return True
 
 
 def _read_lock(path):
@@ -84,7 +75,7 @@ class SnapshotLock(object):
       except FileExistsError:
         holder = _read_lock(self.path)
         if holder is not None and (holder[0] != host or
-                                   _process_alive(holder[1])):
+                                   atomic_io.is_process_alive(holder[1])):
           raise SnapshotFolderError(
               '%s is being written by another training run (host %s, PID '
               '%d; lock %s). Wait for it, or delete the lock if that run is '

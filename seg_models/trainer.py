@@ -29,12 +29,9 @@ on every conv weight, restore from --restore_from (skipping the head with
   virtual CPU devices when there is no GPU) that share variables; batch norm
   is synchronised across them; the loss sees the whole batch.
 """
-import contextlib
 import dataclasses
 import math
-import os
 import signal
-import threading
 import time
 from typing import Optional
 
@@ -48,6 +45,7 @@ from seg_models import checkpoints
 from seg_models import image_reader
 from seg_models import losses
 from seg_models import models
+from seg_models import run_guards
 from seg_models import snapshot_folder
 from seg_models.models import common
 from utils import colormaps
@@ -66,13 +64,11 @@ OUTPUT_STRIDE = 8
 HEAD_LR_MULTIPLIER = 10.0
 # How many images of a batch go to TensorBoard.
 MAX_SUMMARY_IMAGES = 3
-# Signals that stop training at the next step boundary, after a checkpoint.
-INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-# A loss this many times its first value (at least 1) means divergence.
-DIVERGENCE_FACTOR = 1e3
 
 
 TrainingError = errors.TrainingError
+NonFiniteStateError = errors.NonFiniteStateError
+DivergenceError = errors.DivergenceError
 
 
 @dataclasses.dataclass
@@ -425,82 +421,6 @@ def build_train_graph(opts, loss_type, start_step=0):
   return g
 
 
-def _save(saver, sess, snapshot_dir, step):
-  """Writes SNAPSHOT_DIR/model.ckpt-STEP (the `checkpoint` index is updated
-  only once the files are complete, so a checkpoint is there or absent).
-
-  Raises:
-    snapshot_folder.SnapshotFolderError: the folder is not writable (full,
-      read-only or gone); the earlier checkpoints are left as they were.
-  """
-  try:
-    return saver.save(sess, os.path.join(snapshot_dir,
-                                         checkpoints.CHECKPOINT_PREFIX),
-                      global_step=step, write_meta_graph=False)
-  except (OSError, tf.errors.OpError) as e:
-    message = getattr(e, 'message', None) or str(e)
-    raise snapshot_folder.SnapshotFolderError(
-        'Cannot write checkpoint %d to %s: %s' % (
-            step, snapshot_dir, message.strip().splitlines()[0]))
-
-
-NonFiniteStateError = errors.NonFiniteStateError
-DivergenceError = errors.DivergenceError
-
-
-@contextlib.contextmanager
-def _deferred_interrupts():
-  """SIGINT and SIGTERM only set a flag while training runs.
-
-  The loop reads the flag between steps, so an interrupt never leaves
-  half-accumulated batch-norm statistics or memory banks in a checkpoint.
-
-  Yields:
-    A dict whose 'signal' is the number of the first signal received, or
-    None.
-  """
-  state = {'signal': None}
-
-  def handler(signum, frame):
-    del frame
-    if state['signal'] is None:
-      state['signal'] = signum
-      tqdm.write('%s received: stopping after this step.'
-                 % signal.Signals(signum).name)
-
-  previous = {}
-  if threading.current_thread() is threading.main_thread():
-    for signum in INTERRUPT_SIGNALS:
-      previous[signum] = signal.signal(signum, handler)
-  try:
-    yield state
-  finally:
-    for signum, old in previous.items():
-      signal.signal(signum, old)
-
-
-def _check_finite_state(finite, step, last_checkpoint, snapshot_dir):
-  """Raises NonFiniteStateError unless the state after `step` is finite."""
-  if not finite:
-    raise NonFiniteStateError(
-        'Step %d left NaN or infinite values in the weights, batch-norm '
-        'statistics or memory banks; nothing was saved. The last finite '
-        'checkpoint is %s (try a lower --learning_rate).' % (
-            step, last_checkpoint or 'none (no checkpoint in %s)'
-            % snapshot_dir))
-
-
-def _check_divergence(loss, first_loss, step, last_checkpoint):
-  """Raises DivergenceError when loss exceeds DIVERGENCE_FACTOR x the first."""
-  if first_loss is not None and loss > DIVERGENCE_FACTOR * max(first_loss,
-                                                               1.0):
-    raise DivergenceError(
-        'Training diverged: the loss reached %.4g at step %d (%.4g at the '
-        'start of this run); nothing was saved. The last checkpoint is %s '
-        '(try a lower --learning_rate).' % (loss, step, first_loss,
-                                           last_checkpoint or 'none'))
-
-
 def _run_micro_batch(sess, fetches):
   """One sess.run of the training loop (one batch)."""
   return sess.run(fetches)
@@ -536,7 +456,7 @@ def train(opts, loss_type, config_args=None, step_callback=None):
   boundary, after a checkpoint is written. A checkpoint is also written
   every opts.save_pred_every steps and every opts.save_every_minutes.
   The state is checked after every step: NaN or infinite values, or a loss
-  DIVERGENCE_FACTOR x its first value, stop the run before anything is
+  run_guards.DIVERGENCE_FACTOR x its first value, stop the run before anything is
   saved.
 
   Args:
@@ -588,7 +508,7 @@ def _train_locked(opts, loss_type, start_step, resume_from, step_callback):
     graph.finalize()
 
   with tf.Session(graph=graph, config=config) as sess, \
-      _deferred_interrupts() as interrupt:
+      run_guards.deferred_interrupts() as interrupt:
     sess.run(init_ops)
     if resume_from is not None:
       saver.restore(sess, resume_from)
@@ -607,7 +527,8 @@ def _train_locked(opts, loss_type, start_step, resume_from, step_callback):
 
     def save(step):
       nonlocal last_good, last_save_time
-      last_good = _save(saver, sess, opts.snapshot_dir, step)
+      last_good = run_guards.save_checkpoint(saver, sess, opts.snapshot_dir,
+                                             step)
       last_save_time = time.time()
       return last_good
 
@@ -641,9 +562,9 @@ def _train_locked(opts, loss_type, start_step, resume_from, step_callback):
         pbar.update(1)
         pbar.set_postfix(loss='%.4f' % loss, lr='%.2e' % lr)
         last.update(step=step, loss=loss)
-        _check_finite_state(finite and np.isfinite(loss), step, last_good,
+        run_guards.check_finite_state(finite and np.isfinite(loss), step, last_good,
                             opts.snapshot_dir)
-        _check_divergence(loss, first_loss, step, last_good)
+        run_guards.check_divergence(loss, first_loss, step, last_good)
         if first_loss is None:
           first_loss = loss
         timed = (opts.save_every_minutes and time.time() - last_save_time >=

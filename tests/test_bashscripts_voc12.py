@@ -517,7 +517,13 @@ def test_smoke_sourced_runs_what_bash_runs(tmp_path, script):
   names = [os.path.basename(argv[0]) for argv in calls['bash']]
   assert names[0] == 'make_synthetic_dataset.py'
   assert names[-1] == 'benchmark_by_mIoU.py'
-  assert len(names) == 1 + len(original_recipes.RECIPES[script])
+  steps = len(original_recipes.RECIPES[script])
+  if script == 'train_segsort_unsup.sh':
+    # SMOKE makes the masks with the colour-gradient detector: no HED
+    # contour step.
+    assert 'make_contours.py' not in names
+    steps -= 1
+  assert len(names) == 1 + steps
 
 
 def test_fails_fast_names_only_what_is_missing(tmp_path):

@@ -15,6 +15,7 @@ import tensorflow.compat.v1 as tf
 from pyscripts import script_glue
 from pyscripts.train import train_segsort
 from seg_models import checkpoints
+from seg_models import run_guards
 from seg_models import snapshot_folder
 from seg_models import trainer
 from tests import tiny_data
@@ -96,9 +97,9 @@ def test_resume_and_restore_refuse_non_finite_checkpoints(tiny_dataset,
 
 
 def test_divergence_is_reported():
-  trainer._check_divergence(30.0, 2.0, 5, None)
+  run_guards.check_divergence(30.0, 2.0, 5, None)
   with pytest.raises(trainer.DivergenceError, match='step 7'):
-    trainer._check_divergence(5e7, 2.0, 7, '/s/model.ckpt-5')
+    run_guards.check_divergence(5e7, 2.0, 7, '/s/model.ckpt-5')
 
 
 def test_interrupt_mid_accumulation_resumes_exactly(tiny_dataset, tmp_path,

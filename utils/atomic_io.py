@@ -141,3 +141,18 @@ def atomic_files(paths):
   finally:
     for folder in staging.values():
       shutil.rmtree(folder, ignore_errors=True)
+
+
+def is_process_alive(pid):
+  """Whether a process of this host with that id exists.
+
+  Used to tell the leftovers (staging folders, locks) of a killed process
+  from those of a running one.
+  """
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True  # It exists, under another user.
+  return True
