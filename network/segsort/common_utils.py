@@ -172,7 +172,9 @@ def batch_kmeans_with_initial_labels(embedding,
   prototype and is excluded from the E-step, so it never attracts pixels and
   never produces NaN. Implemented with one-hot assignments [B, N, K] and
   batched matmuls in a tf.while_loop, so the graph does not grow with the
-  batch size or the number of iterations.
+  batch size or the number of iterations; the loop stops early once no
+  valid pixel changes cluster (a fixed point: the remaining iterations
+  would repeat it), which gives the same labels.
 
   Args:
     embedding: A float tensor [B, N, D]; expected L2-normalised.
@@ -213,15 +215,21 @@ def batch_kmeans_with_initial_labels(embedding,
                                _EMPTY_CLUSTER_SIMILARITY)
     return tf.argmax(similarities, axis=2, output_type=tf.int32)
 
-  def body(step, cur_labels):
+  def body(step, cur_labels, _):
     prototypes, non_empty = m_step(cur_labels)
     new_labels = e_step(prototypes, non_empty)
     new_labels.set_shape(cur_labels.get_shape())
-    return step + 1, new_labels
+    # Only valid pixels count: invalid ones may change label freely.
+    changed = tf.reduce_any(tf.logical_and(
+        tf.not_equal(new_labels, cur_labels), valid_mask))
+    return step + 1, new_labels, changed
 
-  _, labels = tf.while_loop(
-      lambda step, _: step < iterations, body,
-      [tf.constant(0), labels], back_prop=False)
+  # Once no valid pixel changes cluster, every later iteration would
+  # compute the same prototypes and labels again: stopping there gives the
+  # labels of all `iterations` iterations.
+  _, labels, _ = tf.while_loop(
+      lambda step, _, changed: tf.logical_and(step < iterations, changed),
+      body, [tf.constant(0), labels, tf.constant(True)], back_prop=False)
   return tf.where_v2(valid_mask, labels, -1)
 
 
