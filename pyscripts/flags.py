@@ -117,6 +117,10 @@ def add_model_flags(parser):
   group.add_argument('--restore_from', type=str, default='',
                      help='Checkpoint (file prefix or folder) to restore '
                           'model parameters from.')
+  group.add_argument('--xla', action='store_true',
+                     help='Compile the graph with XLA (session-level JIT; '
+                          'new here). Off by default: on 2 CPU cores it was '
+                          'measured slower (README, Speed).')
   return group
 
 
@@ -189,6 +193,12 @@ def add_inference_flags(parser):
   group.add_argument('--num_gpu', type=_positive_int, default=1,
                      help='Number of devices (kept for compatibility; '
                           'inference runs one image at a time).')
+  group.add_argument('--inference_batch_size', type=_positive_int,
+                     default=4,
+                     help='Sliding windows per network call (new here); '
+                          'memory grows with it. 1 = one window at a time, '
+                          'as the original, with the stages in separate '
+                          'session calls.')
   return group
 
 

@@ -225,7 +225,8 @@ def benchmark_train_step(opts, loss_type, steps, warmup, show_progress=True):
       # num_classes outputs), and timings do not depend on the weights.
       restorer = checkpoints.get_restorer(opts.restore_from,
                                           g.model_variables, skip_head=True)
-  sess = tf.Session(graph=graph, config=towers.session_config(1))
+  sess = tf.Session(graph=graph,
+                    config=towers.session_config(1, xla=opts.xla))
   try:
     sess.run(init_ops)
     if restorer is not None:

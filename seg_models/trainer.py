@@ -93,6 +93,7 @@ class TrainOptions:
   snapshot_dir: str = ''
   not_restore_classifier: bool = False
   num_gpu: int = 1
+  xla: bool = False
   show_progress: bool = True
 
   @classmethod
@@ -373,7 +374,8 @@ def train(opts, loss_type, config_args=None, step_callback=None):
     init_ops = [tf.global_variables_initializer(),
                 tf.local_variables_initializer()]
     writer = tf.summary.FileWriter(opts.snapshot_dir, graph=graph)
-    config = towers.session_config(g.num_devices if g.cpu_towers else 1)
+    config = towers.session_config(g.num_devices if g.cpu_towers else 1,
+                                   xla=opts.xla)
     restorer = None
     if not resume and opts.restore_from:
       restorer = checkpoints.get_restorer(
