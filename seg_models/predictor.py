@@ -454,9 +454,10 @@ class SegSortPredictor(Predictor):
     """The batched path's session calls.
 
     predict: k-means + kNN + labels of an image's embedding, one call.
-    predict_multiscale: for a batch of windows, the network, k-means of
-    every window's part inside its view (valid size), kNN of all their
-    prototypes at once: one call returning only cluster labels and votes.
+    predict_multiscale: for a batch of windows, the network, the k-means of
+    every window's part inside its view (valid size) and the kNN of all
+    their prototypes at once: one call returning only cluster labels [n, h,
+    w] (-1 outside the part) and votes [n, K, C].
     """
     knn = self._bank_search.get_k_nearest(self._test_prototypes)
     self._image_fetches = {
@@ -470,16 +471,33 @@ class SegSortPredictor(Predictor):
                             self._cluster_labels)}
     self._window_sizes = tf.placeholder(tf.int32, [None, 2],
                                         name='window_valid_sizes')
-    cluster_labels, test_prototypes = eval_utils.extract_test_prototypes(
-        self._window_outputs, self.cluster_grid,
-        self.options.kmeans_iterations, valid_sizes=self._window_sizes)
-    votes = self._bank_search.get_k_nearest(test_prototypes).votes
-    count = self.cluster_grid.count
+    window_size = list(self.window_size)
+
+    def cluster_window(args):
+      # The part inside the view, clustered alone as the plain path does,
+      # then padded back to the window with -1.
+      output, (valid_h, valid_w) = args
+      labels, prototypes = eval_utils.extract_test_prototypes(
+          output[tf.newaxis, :valid_h, :valid_w], self.cluster_grid,
+          self.options.kmeans_iterations)
+      labels = tf.pad(labels[0], [[0, window_size[0] - valid_h],
+                                  [0, window_size[1] - valid_w]],
+                      constant_values=-1)
+      return labels, prototypes
+
+    # One window after the other (memory of one k-means at a time).
+    cluster_labels, test_prototypes = tf.map_fn(
+        cluster_window, (self._window_outputs,
+                         tf.unstack(self._window_sizes, axis=1)),
+        dtype=(tf.int32, tf.float32), parallel_iterations=1,
+        back_prop=False)
+    # The kNN of all the windows' prototypes at once.
+    votes = self._bank_search.get_k_nearest(
+        tf.reshape(test_prototypes, [-1, self.options.embedding_dim])).votes
     self._window_fetches = {
-        # Window b's labels in [0, K) again (its prototypes' rows).
-        'cluster_labels': cluster_labels - count * tf.range(
-            tf.shape(cluster_labels)[0])[:, tf.newaxis, tf.newaxis],
-        'votes': tf.reshape(votes, [-1, count, self.options.num_classes])}
+        'cluster_labels': cluster_labels,
+        'votes': tf.reshape(votes, [-1, self.cluster_grid.count,
+                                    self.options.num_classes])}
 
   def _init_feed_dict(self):
     if self.prototypes is None:

@@ -3,10 +3,8 @@
 - batched sliding windows (and equal windows computed once) against one
   window at a time, for the NumPy helper, SegSort prediction (single and
   multi-scale), prototype extraction and the softmax baseline;
-- the clustering of windows whose parts inside their image differ, in one
-  batch, against clustering each cropped part alone;
-- k-means that stops at its fixed point against the NumPy reference run for
-  all its iterations;
+- k-means that stops at its fixed point (one image: 2-D matmuls; a batch:
+  batched ones) against the NumPy reference run for all its iterations;
 - the supervised loss through per-class sums against the log-space one.
 
 The predictors use the tiny models of conftest.py (any weights do: these
@@ -19,7 +17,6 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from network.segsort import common_utils
-from network.segsort import eval_utils
 from network.segsort import train_utils
 from seg_models import benchmarking
 from seg_models import image_reader
@@ -92,26 +89,6 @@ def test_equal_windows_are_computed_once():
   assert [len(refs) for refs in batches[0][1]] == [3, 3]
 
 
-def test_clustering_windows_in_a_batch_equals_each_crop():
-  rng = np.random.RandomState(2)
-  embedding = rng.randn(3, 9, 11, 5).astype(np.float32)
-  sizes = np.array([[9, 11], [4, 11], [7, 3]], np.int32)
-  labels, prototypes = eval_utils.extract_test_prototypes(
-      embedding, 2, 4, valid_sizes=sizes)
-  crops = [eval_utils.extract_test_prototypes(
-      embedding[b:b + 1, :h, :w], 2, 4) for b, (h, w) in enumerate(sizes)]
-  with tf.Session() as sess:
-    labels, prototypes, crops = sess.run([labels, prototypes, crops])
-  for b, (height, width) in enumerate(sizes):
-    want_labels, want_prototypes = crops[b]
-    np.testing.assert_array_equal(labels[b, :height, :width],
-                                  want_labels[0] + 4 * b)
-    assert np.all(labels[b, height:] == -1)
-    assert np.all(labels[b, :, width:] == -1)
-    np.testing.assert_allclose(prototypes[4 * b:4 * b + 4], want_prototypes,
-                               atol=1e-6)
-
-
 def test_kmeans_stopping_at_its_fixed_point_equals_every_iteration():
   # Separated clusters: a fixed point after a few iterations, long before
   # the 40 asked for; and random data, still moving after 3.
@@ -121,13 +98,23 @@ def test_kmeans_stopping_at_its_fixed_point_equals_every_iteration():
                             0.05 * rng.randn(120, 6))
   noisy = ref.normalize(rng.randn(120, 6))
   start = rng.randint(0, 4, 120)
-  for points, iterations in ((separated, 40), (noisy, 3), (noisy, 40)):
-    labels = common_utils.kmeans_with_initial_labels(
+  valid = rng.rand(2, 120) > 0.2
+  for iterations in (3, 40):
+    single = [common_utils.kmeans_with_initial_labels(
         points.astype(np.float32), start, 4, iterations)
+              for points in (separated, noisy)]
+    batch = common_utils.batch_kmeans_with_initial_labels(
+        np.stack([separated, noisy]).astype(np.float32),
+        np.stack([start, start]), 4, iterations, valid)
     with tf.Session() as sess:
-      got = sess.run(labels)
-    np.testing.assert_array_equal(got,
-                                  ref.kmeans(points, start, 4, iterations))
+      single, batch = sess.run([single, batch])
+    for b, points in enumerate((separated, noisy)):
+      np.testing.assert_array_equal(
+          single[b], ref.kmeans(points, start, 4, iterations))
+      want = np.full(120, -1)
+      want[valid[b]] = ref.kmeans(points[valid[b]], start[valid[b]], 4,
+                                  iterations)
+      np.testing.assert_array_equal(batch[b], want)
 
 
 @pytest.mark.parametrize('num_memory', [0, 9])

@@ -197,31 +197,47 @@ def batch_kmeans_with_initial_labels(embedding,
   num_clusters = tf.cast(num_clusters, tf.int32)
   if valid_mask is None:
     valid_mask = tf.ones_like(labels, dtype=tf.bool)
-  valid_weights = tf.cast(valid_mask, embedding.dtype)[:, :, tf.newaxis]
+  # Invalid pixels carry label -1 throughout: in no cluster.
+  labels = tf.where_v2(valid_mask, labels, -1)
+  offsets = num_clusters * tf.range(tf.shape(labels)[0])[:, tf.newaxis]
+  # One image: 2-D matmuls, faster than batched ones of batch 1.
+  single = tf.dimension_value(embedding.get_shape()[0]) == 1
+
+  def matmul(a, b, **kwargs):
+    if single:
+      return tf.matmul(a[0], b[0], **kwargs)[tf.newaxis]
+    return tf.matmul(a, b, **kwargs)
 
   def m_step(cur_labels):
-    # [B, N, K] one-hot assignments; invalid pixels and labels outside
-    # [0, K) have an all-zero row.
-    assignments = tf.one_hot(cur_labels, num_clusters,
-                             dtype=embedding.dtype) * valid_weights
+    # [B, N, K] one-hot assignments; labels outside [0, K) (-1 for invalid
+    # pixels) give an all-zero row.
+    assignments = tf.one_hot(cur_labels, num_clusters, dtype=embedding.dtype)
     prototypes = normalize_embedding(
-        tf.matmul(assignments, embedding, transpose_a=True))
-    counts = tf.reduce_sum(assignments, axis=1)
-    return prototypes, counts > 0
+        matmul(assignments, embedding, transpose_a=True))
+    # Pixels per cluster from the labels [B, N], not from [B, N, K].
+    in_range = tf.logical_and(cur_labels >= 0, cur_labels < num_clusters)
+    counts = tf.math.unsorted_segment_sum(
+        tf.ones_like(cur_labels), tf.where_v2(in_range, cur_labels + offsets,
+                                              -1),
+        tf.size(offsets) * num_clusters)
+    return prototypes, tf.reshape(counts, tf.shape(prototypes)[:2]) > 0
 
   def e_step(prototypes, non_empty):
-    similarities = tf.matmul(embedding, prototypes, transpose_b=True)
-    similarities = tf.where_v2(non_empty[:, tf.newaxis, :], similarities,
-                               _EMPTY_CLUSTER_SIMILARITY)
-    return tf.argmax(similarities, axis=2, output_type=tf.int32)
+    similarities = matmul(embedding, prototypes, transpose_b=True)
+    # Masking [B, N, K] is needed only when a cluster is empty (rare).
+    similarities = tf.cond(
+        tf.reduce_all(non_empty), lambda: similarities,
+        lambda: tf.where_v2(non_empty[:, tf.newaxis, :], similarities,
+                            _EMPTY_CLUSTER_SIMILARITY))
+    # The most similar prototype; top_k, like argmax, puts the lower index
+    # first among equals, and is faster.
+    return tf.nn.top_k(similarities, 1).indices[:, :, 0]
 
   def body(step, cur_labels, _):
     prototypes, non_empty = m_step(cur_labels)
-    new_labels = e_step(prototypes, non_empty)
+    new_labels = tf.where_v2(valid_mask, e_step(prototypes, non_empty), -1)
     new_labels.set_shape(cur_labels.get_shape())
-    # Only valid pixels count: invalid ones may change label freely.
-    changed = tf.reduce_any(tf.logical_and(
-        tf.not_equal(new_labels, cur_labels), valid_mask))
+    changed = tf.reduce_any(tf.not_equal(new_labels, cur_labels))
     return step + 1, new_labels, changed
 
   # Once no valid pixel changes cluster, every later iteration would
@@ -230,7 +246,7 @@ def batch_kmeans_with_initial_labels(embedding,
   _, labels, _ = tf.while_loop(
       lambda step, _, changed: tf.logical_and(step < iterations, changed),
       body, [tf.constant(0), labels, tf.constant(True)], back_prop=False)
-  return tf.where_v2(valid_mask, labels, -1)
+  return labels
 
 
 def kmeans_with_initial_labels(embedding,

@@ -163,51 +163,14 @@ def extract_trained_prototypes(embedding,
   return outputs + (pixel_clusters,)
 
 
-def _region_grid_and_locations(num_clusters, sizes, height, width):
-  """Grid labels, locations and masks of regions at the top left of a map.
-
-  Region b covers rows [0, h_b) and columns [0, w_b) of an H x W map; its
-  grid labels and (y / h_b, x / w_b) locations are those
-  common_utils.initialize_cluster_labels and generate_location_features
-  give an h_b x w_b map.
-
-  Returns:
-    labels int32 [B, H, W], locations float32 [B, H, W, 2] and inside bool
-    [B, H, W] (False outside the region).
-  """
-  grid = common_utils.cluster_grid(num_clusters)
-  heights, widths = sizes[:, 0], sizes[:, 1]
-  rows = tf.range(height)[tf.newaxis, :]
-  cols = tf.range(width)[tf.newaxis, :]
-  step_y = (heights + grid.rows - 1) // grid.rows
-  step_x = (widths + grid.cols - 1) // grid.cols
-  num_y_labels = (heights - 1) // step_y + 1
-  labels = (rows // step_y[:, tf.newaxis])[:, :, tf.newaxis] + (
-      num_y_labels[:, tf.newaxis, tf.newaxis] *
-      (cols // step_x[:, tf.newaxis])[:, tf.newaxis, :])
-  y = tf.cast(rows, tf.float32) / tf.cast(heights, tf.float32)[:, tf.newaxis]
-  x = tf.cast(cols, tf.float32) / tf.cast(widths, tf.float32)[:, tf.newaxis]
-  shape = tf.stack([tf.shape(sizes)[0], height, width])
-  locations = tf.stack([tf.broadcast_to(y[:, :, tf.newaxis], shape),
-                        tf.broadcast_to(x[:, tf.newaxis, :], shape)], axis=3)
-  inside = tf.logical_and(
-      (rows < heights[:, tf.newaxis])[:, :, tf.newaxis],
-      (cols < widths[:, tf.newaxis])[:, tf.newaxis, :])
-  return labels, locations, inside
-
-
 def extract_test_prototypes(embedding, num_clusters, kmeans_iterations,
-                            location_features=None, valid_sizes=None):
+                            location_features=None):
   """Clusters test embeddings and returns one prototype per cluster.
 
   normalize(concat(normalize(embedding), location)) is clustered by vMF
   k-means from the grid start, per image; cluster ids are offset by b * K
   so that they are unique over the batch; the prototypes are computed from
-  the embeddings without location. With valid_sizes, only the region
-  [0, h_b) x [0, w_b) of image b is clustered, exactly as the cropped
-  region alone would be (its own grid and locations); the pixels outside
-  take no part and get label -1. This lets windows of a batch whose parts
-  inside their image differ be clustered at once.
+  the embeddings without location.
 
   Args:
     embedding: A float tensor [B, H, W, D].
@@ -215,47 +178,27 @@ def extract_test_prototypes(embedding, num_clusters, kmeans_iterations,
     kmeans_iterations: Number of k-means iterations.
     location_features: Optional float tensor [B, H, W, 2] or [H, W, 2];
       default (y / H, x / W) from common_utils.generate_location_features.
-      Not with valid_sizes.
-    valid_sizes: Optional int32 tensor [B, 2], (h_b, w_b) of every image's
-      region.
 
   Returns:
-    cluster_labels: An int32 tensor [B, H, W] in [0, B * K) (-1 outside
-      the regions).
+    cluster_labels: An int32 tensor [B, H, W] in [0, B * K).
     test_prototypes: A float tensor [B * K, D] (zero rows for empty
       clusters, which no pixel refers to).
   """
   embedding = common_utils.normalize_embedding(embedding)
   shape = tf.shape(embedding)
+  if location_features is None:
+    location_features = common_utils.generate_location_features(
+        [shape[1], shape[2]], 'float')
+  location_features = tf.cast(location_features, embedding.dtype)
+  if location_features.get_shape().ndims == 3:
+    location_features = tf.tile(location_features[tf.newaxis],
+                                [shape[0], 1, 1, 1])
+  embedding_with_location = common_utils.normalize_embedding(
+      tf.concat([embedding, location_features], axis=3))
+  cluster_labels = common_utils.kmeans(embedding_with_location, num_clusters,
+                                       kmeans_iterations)
   total = common_utils.cluster_grid(num_clusters).count
-  offsets = total * tf.range(shape[0])[:, tf.newaxis, tf.newaxis]
-  if valid_sizes is not None:
-    if location_features is not None:
-      raise ValueError('extract_test_prototypes: location_features and '
-                       'valid_sizes exclude each other')
-    initial, location_features, inside = _region_grid_and_locations(
-        num_clusters, tf.cast(valid_sizes, tf.int32), shape[1], shape[2])
-    embedding_with_location = common_utils.normalize_embedding(
-        tf.concat([embedding, location_features], axis=3))
-    flat_shape = [shape[0], -1]
-    cluster_labels = tf.reshape(common_utils.batch_kmeans_with_initial_labels(
-        tf.reshape(embedding_with_location, [shape[0], -1, shape[3] + 2]),
-        tf.reshape(initial, flat_shape), total, kmeans_iterations,
-        tf.reshape(inside, flat_shape)), shape[:3])
-    cluster_labels = tf.where_v2(inside, cluster_labels + offsets, -1)
-  else:
-    if location_features is None:
-      location_features = common_utils.generate_location_features(
-          [shape[1], shape[2]], 'float')
-    location_features = tf.cast(location_features, embedding.dtype)
-    if location_features.get_shape().ndims == 3:
-      location_features = tf.tile(location_features[tf.newaxis],
-                                  [shape[0], 1, 1, 1])
-    embedding_with_location = common_utils.normalize_embedding(
-        tf.concat([embedding, location_features], axis=3))
-    cluster_labels = common_utils.kmeans(embedding_with_location,
-                                         num_clusters, kmeans_iterations)
-    cluster_labels += offsets
+  cluster_labels += total * tf.range(shape[0])[:, tf.newaxis, tf.newaxis]
   test_prototypes = common_utils.calculate_prototypes_from_labels(
       embedding, cluster_labels, total * shape[0])
   return cluster_labels, test_prototypes
