@@ -58,6 +58,9 @@ MAX_VOTES_SHARE = 0.10
 
 _MB = float(2 ** 20)
 INFERENCE_COLUMNS = predictor.STAGES + ('other', 'total')
+# Rows of the inference timings: --inference_batch_size's path (single,
+# msc) and multi-scale with each path.
+INFERENCE_MODES = ('single', 'msc', 'msc_plain', 'msc_batched')
 
 
 class BenchmarkError(ValueError):
@@ -464,7 +467,11 @@ def summarize(settings, train, inference, knn):
            step[trainer.LOSS_SEGSORT])
   msc = inference['msc']
   votes_share = msc['votes'] / msc['total'] if msc['total'] else 0.0
-  return {
+  extra = {}
+  if 'msc_plain' in inference and 'msc_batched' in inference:
+    extra['msc_speedup_plain_over_batched'] = (
+        inference['msc_plain']['total'] / inference['msc_batched']['total'])
+  return dict(extra, **{
       'settings': settings,
       'train_step_seconds': step,
       'train_step_ratio_segsort_over_softmax': ratio,
@@ -479,7 +486,7 @@ def summarize(settings, train, inference, knn):
       'train_step_all_seconds': {n: train[n]['step_seconds'] for n in names},
       'inference_seconds': {mode: {c: inference[mode][c]
                                    for c in INFERENCE_COLUMNS}
-                            for mode in ('single', 'msc')},
+                            for mode in INFERENCE_MODES if mode in inference},
       'inference_build_seconds': inference['build_seconds'],
       'inference_peak_rss_mb': inference['peak_rss_mb'],
       'votes_share_msc': votes_share,
@@ -490,7 +497,7 @@ def summarize(settings, train, inference, knn):
           'votes_share_msc_below_%.2f' % MAX_VOTES_SHARE:
               bool(votes_share < MAX_VOTES_SHARE),
       },
-  }
+  })
 
 
 def _met(ok):
@@ -536,13 +543,19 @@ def format_report(results):
                       ' + flips' if s['flip_aug'] else '',
                       s['inference_num_prototypes'],
                       s['k_in_nearest_neighbors'])))
-  lines.append('%-6s %s %7s' % ('mode', ' '.join(
+  lines.append('%-11s %s %7s' % ('mode', ' '.join(
       '%9s' % c for c in INFERENCE_COLUMNS), 'votes%'))
-  for mode in ('single', 'msc'):
-    row = results['inference_seconds'][mode]
-    lines.append('%-6s %s %6.1f%%' % (
+  for mode, row in results['inference_seconds'].items():
+    lines.append('%-11s %s %6.1f%%' % (
         mode, ' '.join('%9.4f' % row[c] for c in INFERENCE_COLUMNS),
         100.0 * row['votes'] / row['total'] if row['total'] else 0.0))
+  if 'msc_speedup_plain_over_batched' in results:
+    paths = s.get('inference_paths', {})
+    lines.append('multi-scale, one window at a time / batched (%s windows '
+                 'per call, XLA %s): %.2fx' % (
+                     paths.get('msc_batched'),
+                     'on' if paths.get('xla') else 'off',
+                     results['msc_speedup_plain_over_batched']))
   share = results['votes_share_msc']
   lines.append('votes share of multi-scale inference: %.1f%% (goal < %.0f%%:'
                ' %s); build %.2f s, peak RSS %.1f MB'

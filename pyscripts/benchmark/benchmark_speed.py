@@ -17,9 +17,13 @@ In ONE run, on the same machine and settings, measures and prints:
 2. Graph build time (graph + session + initialisation) and peak memory
    (peak resident set size) of each training configuration.
 3. Inference per image, single- and multi-scale, split into network /
-   k-means / kNN / votes (/ other), with benchmark_inference.py's
+   k-means / kNN / votes / fused (/ other), with benchmark_inference.py's
    functions (SegSortPredictor's timed stages); multi-scale defaults to the
    original's scales 0.5..1.75 with flips (--scales picks others).
+   Multi-scale runs with both paths, image after image: one window at a
+   time (msc_plain, batch size 1) and batched (msc_batched,
+   --inference_batch_size); 'msc' repeats the one --inference_batch_size
+   selects, 'single' runs with it.
 4. kNN of one image's cluster prototypes (num_clusters**2 of them) against
    banks of --knn_bank_sizes random unit prototypes: seconds per image and
    memory; the search is chunked (--knn_chunk_size, the predictor's), so
@@ -56,8 +60,12 @@ JSON written to --output (all times in seconds, memory in MiB):
   train_step_min_seconds {segsort, softmax} fastest step (less sensitive
                                             to other load on the machine)
   train_step_all_seconds {segsort, softmax} every timed step
-  inference_seconds {single, msc}: {network, kmeans, knn, votes, other,
-                                    total}, mean per image
+  inference_seconds {single, msc, msc_plain, msc_batched}:
+                   {network, kmeans, knn, votes, fused, other, total},
+                   mean per image
+  msc_speedup_plain_over_batched    msc_plain.total / msc_batched.total
+  settings.inference_paths          {xla, and the batch size of single,
+                                     msc, msc_plain, msc_batched}
   inference_build_seconds, inference_peak_rss_mb, votes_share_msc
   knn_bank {"10000": {seconds, peak_rss_mb, rss_before_search_mb,
                       search_peak_rss_mb, search_extra_mb, bank_mb,
@@ -193,27 +201,43 @@ def _inference_worker(args):
         args.random_seed)
   scales = predictor.get_scales(args.scale_aug, args.scales)
   opts = predictor.PredictorOptions.from_args(args)
+  plain_opts = predictor.PredictorOptions.from_args(args,
+                                                    inference_batch_size=1)
   start = time.perf_counter()
   with predictor.SegSortPredictor(opts, prototypes,
                                   allow_random_weights=True) as model:
     build_seconds = time.perf_counter() - start
-    images = [inference_main.load_image(e) for e in entries]
-    rows = {}
-    for mode in ('single', 'msc'):
-      # One untimed pass (graph caches, memory pools).
-      benchmarking.time_image(model, images[0], mode, scales,
-                                     args.flip_aug)
-      rows[mode] = [benchmarking.time_image(model, image, mode,
-                                                   scales, args.flip_aug)
-                    for image in tqdm(images, desc='inference ' + mode,
-                                      leave=False)]
-  result = {mode: {c: float(np.mean([r[c] for r in rows[mode]]))
+    with predictor.SegSortPredictor(plain_opts, prototypes,
+                                    allow_random_weights=True) as plain:
+      images = [inference_main.load_image(e) for e in entries]
+      # (row, predictor, mode of time_image); multi-scale with both paths,
+      # one image after the other so that both see the same load.
+      runs = [('single', model, 'single'), ('msc_plain', plain, 'msc'),
+              ('msc_batched', model, 'msc')]
+      for _, runner, mode in runs:
+        # One untimed pass (graph caches, memory pools).
+        benchmarking.time_image(runner, images[0], mode, scales,
+                                args.flip_aug)
+      rows = {name: [] for name, _, _ in runs}
+      for image in tqdm(images, desc='inference', leave=False):
+        for name, runner, mode in runs:
+          rows[name].append(benchmarking.time_image(
+              runner, image, mode, scales, args.flip_aug))
+  result = {name: {c: float(np.mean([r[c] for r in rows[name]]))
                    for c in benchmarking.INFERENCE_COLUMNS}
-            for mode in rows}
+            for name in rows}
+  # --inference_batch_size's path.
+  result['msc'] = dict(result['msc_batched'] if model.batched
+                       else result['msc_plain'])
   result.update(build_seconds=build_seconds,
                 peak_rss_mb=benchmarking.get_peak_rss_mb(),
                 image_sizes=[list(image.shape[:2]) for image in images],
-                num_prototypes=len(prototypes), scales=scales)
+                num_prototypes=len(prototypes), scales=scales,
+                paths={'xla': bool(opts.xla),
+                       'single': opts.inference_batch_size,
+                       'msc': opts.inference_batch_size,
+                       'msc_plain': 1,
+                       'msc_batched': opts.inference_batch_size})
   return result
 
 
@@ -271,6 +295,8 @@ def get_settings(args, synthetic):
       'knn_chunk_size': args.knn_chunk_size,
       'knn_bank_sizes': list(args.knn_bank_sizes),
       'prototype_dir': args.prototype_dir,
+      'xla': bool(args.xla),
+      'inference_batch_size': args.inference_batch_size,
       'machine': benchmarking.get_machine(),
   }
 
@@ -346,6 +372,7 @@ def benchmark(args, argv):
   settings.update(scales=inference['scales'],
                   inference_image_sizes=inference['image_sizes'],
                   inference_num_prototypes=inference['num_prototypes'],
+                  inference_paths=inference['paths'],
                   conv_paths=outputs[0]['conv_paths'])
   knn = dict(zip(args.knn_bank_sizes, outputs[3:]))
   results = benchmarking.summarize(settings, train, inference, knn)
