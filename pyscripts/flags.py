@@ -8,6 +8,8 @@ import argparse
 import os
 import sys
 
+from network.multigpu import towers
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -217,6 +219,9 @@ def parse(parser, argv=None):
   args = parser.parse_args(argv)
   if getattr(args, 'data_list', None) is not None and not args.data_list:
     parser.error('--data_list is required')
+  if getattr(args, 'xla', False):
+    # XLA on CPU must be asked for before TensorFlow runs anything.
+    towers.enable_xla_on_cpu()
   return args
 
 

@@ -199,7 +199,13 @@ def batch_kmeans_with_initial_labels(embedding,
     valid_mask = tf.ones_like(labels, dtype=tf.bool)
   # Invalid pixels carry label -1 throughout: in no cluster.
   labels = tf.where_v2(valid_mask, labels, -1)
-  offsets = num_clusters * tf.range(tf.shape(labels)[0])[:, tf.newaxis]
+  depth = tf.shape(embedding)[2]
+  # A constant 1 after every pixel's features: the M-step matmul then also
+  # counts the pixels of every cluster (exact in float32 up to 2**24), and
+  # in the E-step it meets every prototype's bias: 0, or
+  # _EMPTY_CLUSTER_SIMILARITY for an empty cluster, which thus never wins.
+  augmented = tf.concat([embedding, tf.ones_like(embedding[:, :, :1])],
+                        axis=2)
   # One image: 2-D matmuls, faster than batched ones of batch 1.
   single = tf.dimension_value(embedding.get_shape()[0]) == 1
 
@@ -212,30 +218,19 @@ def batch_kmeans_with_initial_labels(embedding,
     # [B, N, K] one-hot assignments; labels outside [0, K) (-1 for invalid
     # pixels) give an all-zero row.
     assignments = tf.one_hot(cur_labels, num_clusters, dtype=embedding.dtype)
-    prototypes = normalize_embedding(
-        matmul(assignments, embedding, transpose_a=True))
-    # Pixels per cluster from the labels [B, N], not from [B, N, K].
-    in_range = tf.logical_and(cur_labels >= 0, cur_labels < num_clusters)
-    counts = tf.math.unsorted_segment_sum(
-        tf.ones_like(cur_labels), tf.where_v2(in_range, cur_labels + offsets,
-                                              -1),
-        tf.size(offsets) * num_clusters)
-    return prototypes, tf.reshape(counts, tf.shape(prototypes)[:2]) > 0
+    sums = matmul(assignments, augmented, transpose_a=True)
+    bias = tf.where_v2(sums[:, :, depth:] > 0, 0.0,
+                       _EMPTY_CLUSTER_SIMILARITY)
+    return tf.concat([normalize_embedding(sums[:, :, :depth]), bias], 2)
 
-  def e_step(prototypes, non_empty):
-    similarities = matmul(embedding, prototypes, transpose_b=True)
-    # Masking [B, N, K] is needed only when a cluster is empty (rare).
-    similarities = tf.cond(
-        tf.reduce_all(non_empty), lambda: similarities,
-        lambda: tf.where_v2(non_empty[:, tf.newaxis, :], similarities,
-                            _EMPTY_CLUSTER_SIMILARITY))
+  def e_step(prototypes):
+    similarities = matmul(augmented, prototypes, transpose_b=True)
     # The most similar prototype; top_k, like argmax, puts the lower index
     # first among equals, and is faster.
     return tf.nn.top_k(similarities, 1).indices[:, :, 0]
 
   def body(step, cur_labels, _):
-    prototypes, non_empty = m_step(cur_labels)
-    new_labels = tf.where_v2(valid_mask, e_step(prototypes, non_empty), -1)
+    new_labels = tf.where_v2(valid_mask, e_step(m_step(cur_labels)), -1)
     new_labels.set_shape(cur_labels.get_shape())
     changed = tf.reduce_any(tf.not_equal(new_labels, cur_labels))
     return step + 1, new_labels, changed

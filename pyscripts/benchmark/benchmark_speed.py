@@ -101,6 +101,7 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from network.common import layers  # noqa: E402
+from network.multigpu import towers  # noqa: E402
 from network.segsort import common_utils  # noqa: E402
 from pyscripts import flags  # noqa: E402
 from pyscripts.tools import make_synthetic_dataset  # noqa: E402
@@ -333,6 +334,9 @@ def _format_onednn(table):
 def benchmark(args, argv):
   """Runs every configuration in its own process; returns the results."""
   synthetic = not args.data_list
+  if args.xla:
+    # Before any worker (and its TensorFlow) starts.
+    towers.enable_xla_on_cpu()
   if not synthetic:
     # Every file checked here, before any worker starts.
     inference_main.get_entries(args, need_label=True)
