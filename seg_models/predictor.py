@@ -506,7 +506,7 @@ class SegSortPredictor(Predictor):
                                                 self.prototypes.labels)
 
   def cluster(self, embedding, timings=None):
-    """Test-time k-means of a region's unit embedding [h, w, D].
+    """Test-time k-means of a region's embedding [h, w, D] (normalised here).
 
     Returns:
       cluster_labels int32 [h, w] in [0, K); test_prototypes float32 [K, D].
@@ -581,8 +581,8 @@ class SegSortPredictor(Predictor):
     labels, votes = [], []
     for window, (valid_h, valid_w) in zip(windows, valid_sizes):
       with _timed(timings, STAGE_NETWORK):
-        embedding = sliding_window.normalize_rows(
-            self.run_window(window)[:valid_h, :valid_w])
+        # Normalised by the clustering (as in the batched call).
+        embedding = self.run_window(window)[:valid_h, :valid_w]
       cluster_labels, test_prototypes = self.cluster(embedding, timings)
       labels.append(cluster_labels)
       votes.append(self.search(test_prototypes, timings)['votes'])
