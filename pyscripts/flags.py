@@ -8,6 +8,8 @@ import argparse
 import os
 
 
+from network.multigpu import towers
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Default --input_size and --strides of the SegSort inference scripts
@@ -168,6 +170,10 @@ def add_model_flags(parser):
   group.add_argument('--restore_from', type=str, default='',
                      help='Checkpoint (file prefix or folder) to restore '
                           'model parameters from.')
+  group.add_argument('--xla', action='store_true',
+                     help='Compile the graph with XLA (session-level JIT; '
+                          'new here). Off by default: on 2 CPU cores it was '
+                          'measured slower (README, Speed).')
   return group
 
 
@@ -245,6 +251,12 @@ def add_inference_flags(parser, strides='320,320'):
   group.add_argument('--num_gpu', type=_positive_int, default=1,
                      help='Number of devices (kept for compatibility; '
                           'inference runs one image at a time).')
+  group.add_argument('--inference_batch_size', type=_positive_int,
+                     default=4,
+                     help='Sliding windows per network call (new here); '
+                          'memory grows with it. 1 = one window at a time, '
+                          'as the original, with the stages in separate '
+                          'session calls.')
   return group
 
 
@@ -263,6 +275,9 @@ def parse(parser, argv=None):
   args = parser.parse_args(argv)
   if getattr(args, 'data_list', None) is not None and not args.data_list:
     parser.error('--data_list is required')
+  if getattr(args, 'xla', False):
+    # XLA on CPU must be asked for before TensorFlow runs anything.
+    towers.enable_xla_on_cpu()
   return args
 
 

@@ -51,6 +51,9 @@ TRAIN_WORKERS = {WORKER_TRAIN_SEGSORT: trainer.LOSS_SEGSORT,
 
 # Columns of time_image: the predictor's stages, then the rest and the sum.
 INFERENCE_COLUMNS = predictor.STAGES + ('other', 'total')
+# Rows of the inference timings: --inference_batch_size's path (single,
+# msc) and multi-scale with each path.
+INFERENCE_MODES = ('single', 'msc', 'msc_plain', 'msc_batched')
 
 
 BenchmarkError = errors.BenchmarkError
@@ -103,7 +106,8 @@ def benchmark_train_step(opts, loss_type, steps, warmup, show_progress=True):
       # num_classes outputs), and timings do not depend on the weights.
       restorer = checkpoints.get_restorer(opts.restore_from,
                                           g.model_variables, skip_head=True)
-  sess = tf.Session(graph=graph, config=towers.session_config(1))
+  sess = tf.Session(graph=graph,
+                    config=towers.session_config(1, xla=opts.xla))
   try:
     sess.run(init_ops)
     if restorer is not None:

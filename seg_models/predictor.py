@@ -7,12 +7,11 @@
     visualize_retrieval.py      SegSortPredictor.predict(..., details)
     benchmark_inference.py      the same calls, with per-stage timings
 
-A predictor builds one graph with three parts that run as separate session
-calls (so that the timings of the stages are honest):
+A predictor builds one graph:
 
-- the network on ONE window [1, win_h, win_w, 3], its output upsampled
-  bilinearly to the window; images of any size and aspect go through the
-  sliding window (seg_models/sliding_window.py);
+- the network on a batch of windows [n, win_h, win_w, 3], its output
+  upsampled bilinearly to the window; images of any size and aspect go
+  through the sliding window (seg_models/sliding_window.py);
 - test-time clustering: vMF k-means of normalize(concat(embedding,
   location)) from the grid start, over the pixels inside the image only,
   one prototype per cluster (eval_utils.extract_test_prototypes); for the
@@ -22,6 +21,19 @@ calls (so that the timings of the stages are honest):
   and the per-class vote counts [Q, C] (PrototypeBankSearch over
   eval_utils.get_k_nearest_prototypes; the bank is a variable filled once
   and scanned in chunks of knn_chunk_size, so memory stays bounded).
+
+Two paths compute the same labels, chosen by inference_batch_size:
+
+- 1, one window at a time: every window is one session call, and the
+  clustering and the kNN search of every region are two more (the stages
+  are timed apart: network, kmeans, knn);
+- more: the windows of an image (multi-scale: of a scale and its mirror)
+  go through the network inference_batch_size at a time, and a window
+  equal to one already computed is not computed again. Single scale, the
+  clustering and kNN of the image are one session call; multi-scale, the
+  network, the clustering and the kNN of a batch of windows are one
+  session call (no embedding goes back and forth), timed as the 'fused'
+  stage.
 
 Multi-scale inference accumulates, for every pixel, the votes of its
 cluster's k neighbours per class (sliding_window.accumulate_votes gathers
@@ -41,6 +53,7 @@ import time
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from network.multigpu import towers
 from network.segsort import common_utils
 from network.segsort import eval_utils
 from seg_models import checkpoints
@@ -58,7 +71,10 @@ STAGE_NETWORK = 'network'
 STAGE_KMEANS = 'kmeans'
 STAGE_KNN = 'knn'
 STAGE_VOTES = 'votes'
-STAGES = (STAGE_NETWORK, STAGE_KMEANS, STAGE_KNN, STAGE_VOTES)
+# One session call running several of network, k-means and kNN (the
+# batched path).
+STAGE_FUSED = 'fused'
+STAGES = (STAGE_NETWORK, STAGE_KMEANS, STAGE_KNN, STAGE_VOTES, STAGE_FUSED)
 
 
 PredictorError = errors.PredictorError
@@ -82,6 +98,9 @@ class PredictorOptions:
   """What a predictor needs; the defaults are the VOC recipes' settings.
 
   num_clusters is n, the k-means start grid of every region is n x n.
+  inference_batch_size is the windows per network call (1: the
+  one-window-at-a-time path); xla compiles the graph with XLA
+  (towers.session_config).
   """
   input_size: tuple = (720, 720)
   strides: tuple = (320, 320)
@@ -97,10 +116,12 @@ class PredictorOptions:
   kmeans_iterations: int = 10
   k_in_nearest_neighbors: int = 15
   knn_chunk_size: int = 65536
+  inference_batch_size: int = 4
+  xla: bool = False
 
 
 class Predictor(object):
-  """The network on one window, in its own graph and session.
+  """The network on a batch of windows, in its own graph and session.
 
   Subclasses add their graphs in _build (called inside the graph before
   the session starts).
@@ -128,6 +149,9 @@ class Predictor(object):
     if options.num_classes < 1:
       raise PredictorError('--num_classes must be >= 1, got %d'
                            % options.num_classes)
+    if options.inference_batch_size < 1:
+      raise PredictorError('--inference_batch_size must be >= 1, got %d'
+                           % options.inference_batch_size)
     if not options.restore_from and not allow_random_weights:
       raise PredictorError('--restore_from is required (a checkpoint prefix '
                            'or a snapshot folder)')
@@ -136,8 +160,8 @@ class Predictor(object):
       checkpoints.resolve_checkpoint(options.restore_from)
     self.graph = tf.Graph()
     with self.graph.as_default():
-      self._window = tf.placeholder(
-          tf.float32, [1] + list(self.window_size) + [3],
+      self._windows = tf.placeholder(
+          tf.float32, [None] + list(self.window_size) + [3],
           name='crop_image_batch')
       try:
         model_fn = models.get_model_fn(options.model, options.backbone,
@@ -146,14 +170,15 @@ class Predictor(object):
       except ValueError as e:
         raise PredictorError(str(e)) from e
       # Inference mode: batch norm uses its moving statistics.
-      output = model_fn(self._window, num_outputs, is_training=False,
+      output = model_fn(self._windows, num_outputs, is_training=False,
                         use_global_status=True)
       model_variables = tf.global_variables()
-      self._window_output = common.resize_bilinear(
-          output, list(self.window_size))[0]
+      self._window_outputs = common.resize_bilinear(
+          output, list(self.window_size))
       self._build()
       init_op = tf.global_variables_initializer()
-    self.session = tf.Session(graph=self.graph)
+    self.session = tf.Session(graph=self.graph,
+                              config=towers.session_config(xla=options.xla))
     try:
       self.session.run(init_op, self._init_feed_dict())
       self.checkpoint = None
@@ -185,18 +210,49 @@ class Predictor(object):
   def __exit__(self, *exc_info):
     self.close()
 
+  @property
+  def batched(self):
+    """Whether windows go through the network in batches."""
+    return self.options.inference_batch_size > 1
+
+  def run_windows(self, windows):
+    """The network's outputs upsampled to the window: [n, win_h, win_w, C].
+
+    Args:
+      windows: float32 [n, win_h, win_w, 3].
+    """
+    return self.session.run(self._window_outputs, {self._windows: windows})
+
   def run_window(self, window):
     """The network's output upsampled to the window: [win_h, win_w, C]."""
-    return self.session.run(self._window_output,
-                            {self._window: window[np.newaxis]})
+    return self.run_windows(window[np.newaxis])[0]
+
+  def iter_window_batches(self, images):
+    """sliding_window.iter_window_batches at this predictor's settings.
+
+    One window per batch and no deduplication on the plain path.
+    """
+    return sliding_window.iter_window_batches(
+        images, self.window_size, self.strides,
+        self.options.inference_batch_size, deduplicate=self.batched)
+
+  def embed_views(self, images, normalization=sliding_window.NORMALIZE_L2,
+                  timings=None):
+    """embed_sliding_windows of several images with this network.
+
+    Returns:
+      A list of float32 [H_i, W_i, C].
+    """
+    with _timed(timings, STAGE_NETWORK):
+      return sliding_window.embed_sliding_windows(
+          images, self.run_windows, self.window_size, self.strides,
+          normalization, self.options.inference_batch_size,
+          deduplicate=self.batched)
 
   def embed(self, image, normalization=sliding_window.NORMALIZE_L2,
             timings=None):
-    """embed_sliding_window with this network; [H, W, C] float32."""
-    with _timed(timings, STAGE_NETWORK):
-      return sliding_window.embed_sliding_window(
-          image, self.run_window, self.window_size, self.strides,
-          normalization)
+    """The sliding-window output of one image: [H, W, C] float32."""
+    return self.embed_views([image], normalization, timings)[0]
 
   def _views(self, image, scales, flip):
     """(scale, flipped, image view) for every scale and flip."""
@@ -205,6 +261,19 @@ class Predictor(object):
       raise PredictorError('scales must be positive numbers, got %s'
                            % (scales,))
     return sliding_window.iter_views(image, scales, flip)
+
+  def _scale_groups(self, image, scales, flip):
+    """Lists of (flipped, view) that go through the network together.
+
+    Batched, a scale and its mirror; one view at a time otherwise.
+    """
+    groups = []
+    for scale, flipped, view in self._views(image, scales, flip):
+      if self.batched and groups and groups[-1][0] == scale:
+        groups[-1][1].append((flipped, view))
+      else:
+        groups.append((scale, [(flipped, view)]))
+    return [views for _, views in groups]
 
 
 def get_knn_chunk_size(chunk_size, num_prototypes):
@@ -239,18 +308,24 @@ class PrototypeBankSearch(object):
         >= P for one matmul over the bank).
     """
     self.chunk_size = get_knn_chunk_size(chunk_size, num_prototypes)
+    self._k = k
+    self._num_classes = num_classes
     self._features_input = tf.placeholder(tf.float32,
                                           [num_prototypes, embedding_dim])
     self._labels_input = tf.placeholder(tf.int32, [num_prototypes])
-    features = tf.Variable(self._features_input, trainable=False,
-                           name='prototype_features')
-    labels = tf.Variable(self._labels_input, trainable=False,
-                         name='prototype_labels')
+    self._features = tf.Variable(self._features_input, trainable=False,
+                                 name='prototype_features')
+    self._labels = tf.Variable(self._labels_input, trainable=False,
+                               name='prototype_labels')
     self._queries = tf.placeholder(tf.float32, [None, embedding_dim],
                                    name='test_prototypes')
-    self._fetches = eval_utils.get_k_nearest_prototypes(
-        self._queries, features, labels, k, num_classes,
-        self.chunk_size)._asdict()
+    self._fetches = self.get_k_nearest(self._queries)._asdict()
+
+  def get_k_nearest(self, queries):
+    """The search of query tensors [Q, D]: eval_utils.KNearestPrototypes."""
+    return eval_utils.get_k_nearest_prototypes(
+        queries, self._features, self._labels, self._k, self._num_classes,
+        self.chunk_size)
 
   def get_init_feed_dict(self, features, labels):
     """The feed of the variable initialisation: the bank [P, D] and [P]."""
@@ -330,6 +405,7 @@ class SegSortPredictor(Predictor):
     self._build_extraction()
     if self.prototypes is not None:
       self._build_knn()
+      self._build_fused()
 
   def _build_extraction(self):
     """Prototypes of an annotated image, and the cluster of every pixel.
@@ -360,6 +436,55 @@ class SegSortPredictor(Predictor):
         self.options.k_in_nearest_neighbors, self.options.num_classes,
         self.options.knn_chunk_size)
 
+  def _build_fused(self):
+    """The batched path's session calls.
+
+    predict: k-means + kNN + labels of an image's embedding, one call.
+    predict_multiscale: for a batch of windows, the network, the k-means of
+    every window's part inside its view (valid size) and the kNN of all
+    their prototypes at once: one call returning only cluster labels [n, h,
+    w] (-1 outside the part) and votes [n, K, C].
+    """
+    knn = self._bank_search.get_k_nearest(self._test_prototypes)
+    self._image_fetches = {
+        'cluster_labels': self._cluster_labels,
+        'test_prototypes': self._test_prototypes,
+        'votes': knn.votes, 'indices': knn.indices,
+        'similarities': knn.similarities,
+        # argmax: ties go to the lowest class.
+        'labels': tf.gather(tf.argmax(knn.votes, axis=1,
+                                      output_type=tf.int32),
+                            self._cluster_labels)}
+    self._window_sizes = tf.placeholder(tf.int32, [None, 2],
+                                        name='window_valid_sizes')
+    window_size = list(self.window_size)
+
+    def cluster_window(args):
+      # The part inside the view, clustered alone as the plain path does,
+      # then padded back to the window with -1.
+      output, (valid_h, valid_w) = args
+      labels, prototypes = eval_utils.extract_test_prototypes(
+          output[tf.newaxis, :valid_h, :valid_w], self.cluster_grid,
+          self.options.kmeans_iterations)
+      labels = tf.pad(labels[0], [[0, window_size[0] - valid_h],
+                                  [0, window_size[1] - valid_w]],
+                      constant_values=-1)
+      return labels, prototypes
+
+    # One window after the other (memory of one k-means at a time).
+    cluster_labels, test_prototypes = tf.map_fn(
+        cluster_window, (self._window_outputs,
+                         tf.unstack(self._window_sizes, axis=1)),
+        dtype=(tf.int32, tf.float32), parallel_iterations=1,
+        back_prop=False)
+    # The kNN of all the windows' prototypes at once.
+    votes = self._bank_search.get_k_nearest(
+        tf.reshape(test_prototypes, [-1, self.options.embedding_dim])).votes
+    self._window_fetches = {
+        'cluster_labels': cluster_labels,
+        'votes': tf.reshape(votes, [-1, self.cluster_grid.count,
+                                    self.options.num_classes])}
+
   def _init_feed_dict(self):
     if self.prototypes is None:
       return None
@@ -367,7 +492,7 @@ class SegSortPredictor(Predictor):
                                                 self.prototypes.labels)
 
   def cluster(self, embedding, timings=None):
-    """Test-time k-means of a region's unit embedding [h, w, D].
+    """Test-time k-means of a region's embedding [h, w, D] (normalised here).
 
     Returns:
       cluster_labels int32 [h, w] in [0, K); test_prototypes float32 [K, D].
@@ -403,12 +528,22 @@ class SegSortPredictor(Predictor):
       int32 [H, W] class ids, or a SegSortPrediction.
     """
     embedding = self.embed(image, sliding_window.NORMALIZE_L2, timings)
-    cluster_labels, test_prototypes = self.cluster(embedding, timings)
-    knn = self.search(test_prototypes, timings)
-    with _timed(timings, STAGE_VOTES):
-      # argmax returns the first maximum: ties go to the lowest class.
-      cluster_classes = np.argmax(knn['votes'], axis=1).astype(np.int32)
-      labels = cluster_classes[cluster_labels]
+    if self.batched:
+      if self.prototypes is None:
+        raise PredictorError('no prototype bank loaded (--prototype_dir)')
+      with _timed(timings, STAGE_FUSED):
+        out = self.session.run(self._image_fetches,
+                               {self._embedding: embedding})
+      labels, cluster_labels = out['labels'], out['cluster_labels']
+      test_prototypes = out['test_prototypes']
+      knn = out
+    else:
+      cluster_labels, test_prototypes = self.cluster(embedding, timings)
+      knn = self.search(test_prototypes, timings)
+      with _timed(timings, STAGE_VOTES):
+        # argmax returns the first maximum: ties go to the lowest class.
+        cluster_classes = np.argmax(knn['votes'], axis=1).astype(np.int32)
+        labels = cluster_classes[cluster_labels]
     if not details:
       return labels
     return SegSortPrediction(
@@ -417,28 +552,58 @@ class SegSortPredictor(Predictor):
         neighbor_indices=knn['indices'],
         neighbor_similarities=knn['similarities'])
 
-  def predict_votes(self, image, timings=None):
-    """Per-pixel kNN votes of one view, window by window.
+  def _window_votes(self, windows, valid_sizes, timings):
+    """Cluster labels [n, h, w] and votes [n, K, C] of windows.
 
-    Every window is embedded, cropped to its part inside the image,
+    One window at a time: the network, k-means of the part inside the view
+    and the kNN search are three session calls; batched, one.
+    """
+    if self.batched:
+      with _timed(timings, STAGE_FUSED):
+        out = self.session.run(self._window_fetches,
+                               {self._windows: windows,
+                                self._window_sizes: valid_sizes})
+      return out['cluster_labels'], out['votes']
+    labels, votes = [], []
+    for window, (valid_h, valid_w) in zip(windows, valid_sizes):
+      with _timed(timings, STAGE_NETWORK):
+        # Normalised by the clustering (as in the batched call).
+        embedding = self.run_window(window)[:valid_h, :valid_w]
+      cluster_labels, test_prototypes = self.cluster(embedding, timings)
+      labels.append(cluster_labels)
+      votes.append(self.search(test_prototypes, timings)['votes'])
+    return labels, votes
+
+  def predict_votes(self, views, timings=None):
+    """Per-pixel kNN votes of views, window by window.
+
+    Every window is embedded, cropped to its part inside its view,
     clustered and searched on its own; each pixel receives the k votes of
     its cluster (sliding_window.accumulate_votes).
 
+    Args:
+      views: float32 arrays [H_i, W_i, 3].
+      timings: optional dict.
+
     Returns:
-      float32 [H, W, C].
+      A list of float32 [H_i, W_i, C].
     """
-    height, width = image.shape[:2]
-    votes = np.zeros((height, width, self.options.num_classes), np.float32)
-    for y0, x0, window, valid_h, valid_w in sliding_window.iter_windows(
-        image, self.window_size, self.strides):
-      with _timed(timings, STAGE_NETWORK):
-        embedding = sliding_window.normalize_rows(
-            self.run_window(window)[:valid_h, :valid_w])
-      cluster_labels, test_prototypes = self.cluster(embedding, timings)
-      cluster_votes = self.search(test_prototypes, timings)['votes']
+    if self.prototypes is None:
+      raise PredictorError('no prototype bank loaded (--prototype_dir)')
+    votes = [np.zeros(view.shape[:2] + (self.options.num_classes,),
+                      np.float32) for view in views]
+    for windows, refs in self.iter_window_batches(views):
+      sizes = np.array([[r[0].valid_h, r[0].valid_w] for r in refs],
+                       np.int32)
+      cluster_labels, cluster_votes = self._window_votes(windows, sizes,
+                                                         timings)
       with _timed(timings, STAGE_VOTES):
-        sliding_window.accumulate_votes(votes, cluster_votes, cluster_labels,
-                                        (y0, x0))
+        for labels, window_votes, window_refs in zip(cluster_labels,
+                                                     cluster_votes, refs):
+          for ref in window_refs:
+            sliding_window.accumulate_votes(
+                votes[ref.image], window_votes,
+                labels[:ref.valid_h, :ref.valid_w], (ref.y0, ref.x0))
     return votes
 
   def predict_multiscale(self, image, scales=MSC_SCALES, flip=True,
@@ -455,10 +620,11 @@ class SegSortPredictor(Predictor):
     """
     size = image.shape[:2]
     total = np.zeros(size + (self.options.num_classes,), np.float32)
-    for _, flipped, view in self._views(image, scales, flip):
-      votes = self.predict_votes(view, timings)
+    for group in self._scale_groups(image, scales, flip):
+      votes = self.predict_votes([view for _, view in group], timings)
       with _timed(timings, STAGE_VOTES):
-        total += sliding_window.fold_back(votes, flipped, size)
+        for (flipped, _), view_votes in zip(group, votes):
+          total += sliding_window.fold_back(view_votes, flipped, size)
     with _timed(timings, STAGE_VOTES):
       labels = np.argmax(total, axis=2).astype(np.int32)
     return (labels, total) if return_votes else labels
@@ -511,13 +677,15 @@ class SoftmaxPredictor(Predictor):
     """Sum over scales and flips of the softmax probabilities; argmax."""
     size = image.shape[:2]
     total = np.zeros(size + (self.options.num_classes,), np.float32)
-    for _, flipped, view in self._views(image, scales, flip):
-      logits = self.embed(view, sliding_window.NORMALIZE_MEAN, timings)
+    for group in self._scale_groups(image, scales, flip):
+      all_logits = self.embed_views([view for _, view in group],
+                                    sliding_window.NORMALIZE_MEAN, timings)
       with _timed(timings, STAGE_VOTES):
-        logits -= logits.max(axis=2, keepdims=True)
-        probabilities = np.exp(logits)
-        probabilities /= probabilities.sum(axis=2, keepdims=True)
-        total += sliding_window.fold_back(probabilities, flipped, size)
+        for (flipped, _), logits in zip(group, all_logits):
+          logits -= logits.max(axis=2, keepdims=True)
+          probabilities = np.exp(logits)
+          probabilities /= probabilities.sum(axis=2, keepdims=True)
+          total += sliding_window.fold_back(probabilities, flipped, size)
     with _timed(timings, STAGE_VOTES):
       labels = np.argmax(total, axis=2).astype(np.int32)
     return (labels, total) if return_scores else labels

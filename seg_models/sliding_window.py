@@ -1,16 +1,22 @@
 """Sliding windows, views and vote maps over whole images, in NumPy.
 
-The network sees one window of --input_size at a time; an image of any size
-is zero-padded (bottom and right) to at least the window and covered by
-windows whose outputs are summed where they overlap (embed_sliding_window).
-Multi-scale inference looks at resized and mirrored views of the image
-(iter_views), gathers the kNN votes of every pixel's cluster into a vote
-map (accumulate_votes: one gather, no loop over classes) and brings each
-view's map back to the image (fold_back).
+The network sees windows of --input_size; an image of any size is
+zero-padded (bottom and right) to at least the window and covered by
+windows whose outputs are summed where they overlap (embed_sliding_windows).
+The windows of several images (e.g. a scale and its mirror) go through the
+network in batches of up to batch_size (iter_window_batches), and a window
+whose content (and part inside its image) repeats one already seen is
+computed once; batch size 1 without deduplication is the one-window-at-a-
+time path. Multi-scale inference looks at resized and mirrored views of the
+image (iter_views), gathers the kNN votes of every pixel's cluster into a
+vote map (accumulate_votes: one gather, no loop over classes) and brings
+each view's map back to the image (fold_back).
 
-The network is an argument (a function of one window), so everything here
-is tested against plain loops.
+The network is an argument (a function of a batch of windows), so
+everything here is tested against plain loops.
 """
+import collections
+import hashlib
 import math
 
 import cv2
@@ -98,6 +104,59 @@ def iter_windows(image, window_size, strides):
            max(0, min(win_h, height - y0)), max(0, min(win_w, width - x0)))
 
 
+WindowRef = collections.namedtuple(
+    'WindowRef', ['image', 'y0', 'x0', 'valid_h', 'valid_w'])
+WindowRef.__doc__ = """Where a window lies: image index, start, valid part."""
+
+
+def iter_window_batches(images, window_size, strides, batch_size=1,
+                        deduplicate=True):
+  """The sliding windows of several images, in batches.
+
+  Windows are taken image by image in iter_windows order. With
+  deduplicate, a window equal to an earlier one (same pixels, same part
+  inside its image) is not repeated: its WindowRef joins the earlier
+  window's, so every distinct window is computed once. Only the windows of
+  one batch are stacked at a time, so memory is bounded by batch_size.
+
+  Args:
+    images: float arrays [H_i, W_i, 3].
+    window_size: (win_h, win_w).
+    strides: (stride_h, stride_w).
+    batch_size: windows per batch (>= 1); the last batch may be smaller.
+    deduplicate: compute equal windows once.
+
+  Yields:
+    (windows, refs): float32 [n, win_h, win_w, 3] with n <= batch_size, and
+    for each of the n windows the list of WindowRefs where it lies.
+  """
+  if batch_size < 1:
+    raise ValueError('batch_size must be >= 1, got %d' % batch_size)
+  groups = []
+  seen = {}
+  for index, image in enumerate(images):
+    for y0, x0, window, valid_h, valid_w in iter_windows(image, window_size,
+                                                         strides):
+      ref = WindowRef(index, y0, x0, valid_h, valid_w)
+      if deduplicate:
+        key = (hashlib.blake2b(np.ascontiguousarray(window).data,
+                               digest_size=16).digest(), valid_h, valid_w)
+        # The digest finds candidates; equal pixels decide.
+        match = next((g for g in seen.get(key, ())
+                      if np.array_equal(g[0], window)), None)
+        if match is not None:
+          match[1].append(ref)
+          continue
+        seen.setdefault(key, []).append((window, [ref]))
+        groups.append(seen[key][-1])
+      else:
+        groups.append((window, [ref]))
+  for start in range(0, len(groups), batch_size):
+    batch = groups[start:start + batch_size]
+    yield (np.stack([window for window, _ in batch]).astype(np.float32),
+           [refs for _, refs in batch])
+
+
 def normalize_rows(array):
   """x / max(||x||, 1e-6) along the last axis (common_utils' rule)."""
   array = np.asarray(array, dtype=np.float32)
@@ -105,20 +164,67 @@ def normalize_rows(array):
   return array / np.maximum(norm, 1e-6)
 
 
-def embed_sliding_window(image, window_fn, window_size, strides,
-                         normalization=NORMALIZE_L2):
-  """The network's output over a whole image, window by window.
+def embed_sliding_windows(images, batch_fn, window_size, strides,
+                          normalization=NORMALIZE_L2, batch_size=1,
+                          deduplicate=True):
+  """The network's output over whole images, in batches of windows.
 
   out(p) = sum over the windows w containing p of f_w(p), where f_w is the
   window's output upsampled to the window size; then cropped to the image
   and, by `normalization`, L2-normalised per pixel ('l2', embeddings),
   divided by the number of windows containing p ('mean', logits), or left
-  as the sum ('none').
+  as the sum ('none'). The result does not depend on batch_size nor on
+  deduplicate (up to the network's own rounding).
+
+  Args:
+    images: float arrays [H_i, W_i, 3] (mean subtracted).
+    batch_fn: fn(windows [n, win_h, win_w, 3]) -> [n, win_h, win_w, C];
+      the network (or, in tests, any function).
+    window_size: (win_h, win_w).
+    strides: (stride_h, stride_w).
+    normalization: one of NORMALIZATIONS.
+    batch_size: windows per call of batch_fn.
+    deduplicate: see iter_window_batches.
+
+  Returns:
+    A list of float32 [H_i, W_i, C], one per image.
+  """
+  if normalization not in NORMALIZATIONS:
+    raise ValueError('normalization must be one of %s, got %r'
+                     % (NORMALIZATIONS, normalization))
+  totals = [None] * len(images)
+  counts = [np.zeros(image.shape[:2] + (1,), np.float32) for image in images]
+  for windows, refs in iter_window_batches(images, window_size, strides,
+                                           batch_size, deduplicate):
+    outputs = np.asarray(batch_fn(windows), dtype=np.float32)
+    if outputs.shape[:3] != windows.shape[:3]:
+      raise ValueError('the network returned shape %s for windows of shape '
+                       '%s' % (outputs.shape, windows.shape))
+    for output, window_refs in zip(outputs, refs):
+      for ref in window_refs:
+        if totals[ref.image] is None:
+          totals[ref.image] = np.zeros(
+              images[ref.image].shape[:2] + output.shape[2:], np.float32)
+        # Only the part inside the image is kept: the padding is cropped.
+        region = (slice(ref.y0, ref.y0 + ref.valid_h),
+                  slice(ref.x0, ref.x0 + ref.valid_w))
+        totals[ref.image][region] += output[:ref.valid_h, :ref.valid_w]
+        counts[ref.image][region] += 1.0
+  for i, total in enumerate(totals):
+    if normalization == NORMALIZE_L2:
+      totals[i] = normalize_rows(total)
+    elif normalization == NORMALIZE_MEAN:
+      total /= counts[i]
+  return totals
+
+
+def embed_sliding_window(image, window_fn, window_size, strides,
+                         normalization=NORMALIZE_L2):
+  """embed_sliding_windows of one image, one window at a time.
 
   Args:
     image: float array [H, W, 3] (mean subtracted).
-    window_fn: fn(window [win_h, win_w, 3]) -> [win_h, win_w, C]; the
-      network (or, in tests, any function).
+    window_fn: fn(window [win_h, win_w, 3]) -> [win_h, win_w, C].
     window_size: (win_h, win_w).
     strides: (stride_h, stride_w).
     normalization: one of NORMALIZATIONS.
@@ -126,28 +232,10 @@ def embed_sliding_window(image, window_fn, window_size, strides,
   Returns:
     float32 [H, W, C].
   """
-  if normalization not in NORMALIZATIONS:
-    raise ValueError('normalization must be one of %s, got %r'
-                     % (NORMALIZATIONS, normalization))
-  height, width = image.shape[:2]
-  total = counts = None
-  for y0, x0, window, valid_h, valid_w in iter_windows(image, window_size,
-                                                       strides):
-    output = np.asarray(window_fn(window), dtype=np.float32)
-    if output.shape[:2] != tuple(window_size):
-      raise ValueError('window_fn returned shape %s for a %dx%d window'
-                       % (output.shape, window_size[0], window_size[1]))
-    if total is None:
-      total = np.zeros((height, width, output.shape[2]), np.float32)
-      counts = np.zeros((height, width, 1), np.float32)
-    # Only the part inside the image is kept: the padding is cropped away.
-    total[y0:y0 + valid_h, x0:x0 + valid_w] += output[:valid_h, :valid_w]
-    counts[y0:y0 + valid_h, x0:x0 + valid_w] += 1.0
-  if normalization == NORMALIZE_L2:
-    total = normalize_rows(total)
-  elif normalization == NORMALIZE_MEAN:
-    total /= counts
-  return total
+  def batch_fn(windows):
+    return [window_fn(window) for window in windows]
+  return embed_sliding_windows([image], batch_fn, window_size, strides,
+                               normalization, 1, deduplicate=False)[0]
 
 
 def resize_bilinear(array, size):

@@ -109,6 +109,7 @@ class TrainOptions:
   snapshot_dir: str = ''
   not_restore_classifier: bool = False
   num_gpu: int = 1
+  xla: bool = False
   show_progress: bool = True
 
 
@@ -498,7 +499,8 @@ def _train_locked(opts, loss_type, start_step, resume_from, step_callback):
     init_ops = [tf.global_variables_initializer(),
                 tf.local_variables_initializer()]
     writer = tf.summary.FileWriter(opts.snapshot_dir, graph=graph)
-    config = towers.session_config(g.num_devices if g.cpu_towers else 1)
+    config = towers.session_config(g.num_devices if g.cpu_towers else 1,
+                                   xla=opts.xla)
     restorer = None
     if resume_from is None and opts.restore_from:
       restorer = checkpoints.get_restorer(

@@ -78,7 +78,8 @@ def tiny_softmax_snapshot(tiny_dataset, tmp_path_factory):
 TRAINING_TEST_MODULES = (
     'test_layers', 'test_training', 'test_failures', 'test_inference', 'test_segsort_losses',
     'test_bashscripts_voc12', 'test_bashscripts_camvid', 'test_demo',
-    'test_benchmark_speed', 'test_benchmark_input_pipeline')
+    'test_benchmark_speed', 'test_benchmark_input_pipeline',
+    'test_fast_paths')
 
 
 def pytest_collection_modifyitems(config, items):

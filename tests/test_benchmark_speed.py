@@ -84,20 +84,27 @@ def test_end_to_end_tiny(tmp_path, monkeypatch):
       saved['loss_seconds']['segsort'] / step['segsort'])
   assert 0 < saved['kmeans_loss_share']
 
-  for mode in ('single', 'msc'):
-    timings = saved['inference_seconds'][mode]
+  inference = saved['inference_seconds']
+  assert sorted(inference) == ['msc', 'msc_batched', 'msc_plain', 'single']
+  for mode, timings in inference.items():
     assert sorted(timings) == sorted(STAGES)
-    for stage in predictor.STAGES:
-      assert timings[stage] > 0, (mode, stage)
     assert timings['total'] == pytest.approx(
         sum(timings[s] for s in predictor.STAGES) + timings['other'],
         rel=1e-6)
+  # One window at a time, the stages are timed apart; batched (the default
+  # --inference_batch_size 4), network, k-means and kNN are one call.
+  for stage in ('network', 'kmeans', 'knn', 'votes'):
+    assert inference['msc_plain'][stage] > 0, stage
+  assert inference['msc_plain']['fused'] == 0
+  assert inference['msc_batched']['fused'] > 0
+  assert inference['msc_batched']['kmeans'] == 0
+  assert inference['msc'] == inference['msc_batched']
+  assert settings['inference_paths'] == {
+      'xla': False, 'single': 4, 'msc': 4, 'msc_plain': 1, 'msc_batched': 4}
+  assert saved['msc_speedup_plain_over_batched'] == pytest.approx(
+      inference['msc_plain']['total'] / inference['msc_batched']['total'])
   assert saved['votes_share_msc'] == pytest.approx(
-      saved['inference_seconds']['msc']['votes'] /
-      saved['inference_seconds']['msc']['total'])
-  # Two scales x flips against one view.
-  assert (saved['inference_seconds']['msc']['network'] >
-          saved['inference_seconds']['single']['network'])
+      inference['msc']['votes'] / inference['msc']['total'])
 
   # Which kernels ran is recorded; the oneDNN comparison ran both losses
   # once with each setting, and its ratios are its own figures'.
@@ -161,7 +168,7 @@ def test_summarize_numbers():
             'forward_median_seconds': step / 3, 'build_seconds': 2.0,
             'peak_rss_mb': 900.0, 'step_seconds': [step]}
   stage = {'network': 0.5, 'kmeans': 0.2, 'knn': 0.1, 'votes': 0.05,
-           'other': 0.15, 'total': 1.0}
+           'fused': 0.0, 'other': 0.15, 'total': 1.0}
   results = benchmark_speed.summarize(
       {'steps': 1}, {'segsort': train(1.05, 0.21), 'softmax': train(1.0, 0.01)},
       {'single': stage, 'msc': dict(stage, votes=0.2, total=1.15),

@@ -7,6 +7,8 @@ with these helpers. GPUs are used when present; otherwise the towers are
 virtual CPU devices, so that multi-tower code runs (and is tested) on a CPU
 machine.
 """
+import os
+
 import tensorflow as tf2
 import tensorflow.compat.v1 as tf
 
@@ -39,11 +41,33 @@ def get_tower_devices(num_towers, use_gpu=None):
   return ['/cpu:%d' % i for i in range(num_towers)]
 
 
-def session_config(num_cpu_devices=1, allow_soft_placement=True):
-  """A ConfigProto exposing num_cpu_devices virtual CPU devices."""
+# XLA clusters ops placed on a CPU only with this TF_XLA_FLAGS flag, which
+# TensorFlow reads when the first session starts.
+XLA_CPU_JIT_FLAG = '--tf_xla_cpu_global_jit'
+
+
+def enable_xla_on_cpu():
+  """Adds XLA_CPU_JIT_FLAG to TF_XLA_FLAGS (in effect before any session)."""
+  current = os.environ.get('TF_XLA_FLAGS', '')
+  if XLA_CPU_JIT_FLAG not in current.split():
+    os.environ['TF_XLA_FLAGS'] = (current + ' ' + XLA_CPU_JIT_FLAG).strip()
+
+
+def session_config(num_cpu_devices=1, allow_soft_placement=True, xla=False):
+  """A ConfigProto exposing num_cpu_devices virtual CPU devices.
+
+  With xla, the session JIT-compiles the graph with XLA: its global JIT
+  level (graph_options.optimizer_options.global_jit_level) groups the
+  compilable ops into clusters, each compiled for its input shapes (a new
+  shape compiles again).
+  """
   config = tf.ConfigProto(allow_soft_placement=allow_soft_placement,
                           device_count={'CPU': max(1, num_cpu_devices)})
   config.gpu_options.allow_growth = True
+  if xla:
+    enable_xla_on_cpu()
+    config.graph_options.optimizer_options.global_jit_level = (
+        tf.OptimizerOptions.ON_1)
   return config
 
 

@@ -191,7 +191,9 @@ def batch_kmeans_with_initial_labels(embedding,
   prototype and is excluded from the E-step, so it never attracts pixels and
   never produces NaN. Implemented with one-hot assignments [B, N, K] and
   batched matmuls in a tf.while_loop, so the graph does not grow with the
-  batch size or the number of iterations.
+  batch size or the number of iterations; the loop stops early once no
+  valid pixel changes cluster (a fixed point: the remaining iterations
+  would repeat it), which gives the same labels.
 
   Args:
     embedding: A float tensor [B, N, D]; expected L2-normalised.
@@ -214,34 +216,51 @@ def batch_kmeans_with_initial_labels(embedding,
   num_clusters = tf.cast(num_clusters, tf.int32)
   if valid_mask is None:
     valid_mask = tf.ones_like(labels, dtype=tf.bool)
-  valid_weights = tf.cast(valid_mask, embedding.dtype)[:, :, tf.newaxis]
+  # Invalid pixels carry label -1 throughout: in no cluster.
+  labels = tf.where_v2(valid_mask, labels, -1)
+  depth = tf.shape(embedding)[2]
+  # A constant 1 after every pixel's features: the M-step matmul then also
+  # counts the pixels of every cluster (exact in float32 up to 2**24), and
+  # in the E-step it meets every prototype's bias: 0, or
+  # _EMPTY_CLUSTER_SIMILARITY for an empty cluster, which thus never wins.
+  augmented = tf.concat([embedding, tf.ones_like(embedding[:, :, :1])],
+                        axis=2)
+  # One image: 2-D matmuls, faster than batched ones of batch 1.
+  single = tf.dimension_value(embedding.get_shape()[0]) == 1
+
+  def matmul(a, b, **kwargs):
+    if single:
+      return tf.matmul(a[0], b[0], **kwargs)[tf.newaxis]
+    return tf.matmul(a, b, **kwargs)
 
   def m_step(cur_labels):
-    # [B, N, K] one-hot assignments; invalid pixels and labels outside
-    # [0, K) have an all-zero row.
-    assignments = tf.one_hot(cur_labels, num_clusters,
-                             dtype=embedding.dtype) * valid_weights
-    prototypes = normalize_embedding(
-        tf.matmul(assignments, embedding, transpose_a=True))
-    counts = tf.reduce_sum(assignments, axis=1)
-    return prototypes, counts > 0
+    # [B, N, K] one-hot assignments; labels outside [0, K) (-1 for invalid
+    # pixels) give an all-zero row.
+    assignments = tf.one_hot(cur_labels, num_clusters, dtype=embedding.dtype)
+    sums = matmul(assignments, augmented, transpose_a=True)
+    bias = tf.where_v2(sums[:, :, depth:] > 0, 0.0,
+                       _EMPTY_CLUSTER_SIMILARITY)
+    return tf.concat([normalize_embedding(sums[:, :, :depth]), bias], 2)
 
-  def e_step(prototypes, non_empty):
-    similarities = tf.matmul(embedding, prototypes, transpose_b=True)
-    similarities = tf.where_v2(non_empty[:, tf.newaxis, :], similarities,
-                               _EMPTY_CLUSTER_SIMILARITY)
-    return tf.argmax(similarities, axis=2, output_type=tf.int32)
+  def e_step(prototypes):
+    similarities = matmul(augmented, prototypes, transpose_b=True)
+    # The most similar prototype; top_k, like argmax, puts the lower index
+    # first among equals, and is faster.
+    return tf.nn.top_k(similarities, 1).indices[:, :, 0]
 
-  def body(step, cur_labels):
-    prototypes, non_empty = m_step(cur_labels)
-    new_labels = e_step(prototypes, non_empty)
+  def body(step, cur_labels, _):
+    new_labels = tf.where_v2(valid_mask, e_step(m_step(cur_labels)), -1)
     new_labels.set_shape(cur_labels.get_shape())
-    return step + 1, new_labels
+    changed = tf.reduce_any(tf.not_equal(new_labels, cur_labels))
+    return step + 1, new_labels, changed
 
-  _, labels = tf.while_loop(
-      lambda step, _: step < iterations, body,
-      [tf.constant(0), labels], back_prop=False)
-  return tf.where_v2(valid_mask, labels, -1)
+  # Once no valid pixel changes cluster, every later iteration would
+  # compute the same prototypes and labels again: stopping there gives the
+  # labels of all `iterations` iterations.
+  _, labels, _ = tf.while_loop(
+      lambda step, _, changed: tf.logical_and(step < iterations, changed),
+      body, [tf.constant(0), labels, tf.constant(True)], back_prop=False)
+  return labels
 
 
 def kmeans_with_initial_labels(embedding,

@@ -50,6 +50,9 @@ _CLASS_KEY_RANGE = 2**31
 _OVERSEG_KEY_RANGE = 256
 # Logit standing in for "no term" before the masked max; never exponentiated.
 _MASKED_LOGIT = -1e30
+# Largest kappa summed in linear space: exp(-2 kappa) stays a normal float32
+# (above 1.2e-38), so no similarity underflows.
+_CLASS_SUM_MAX_KAPPA = 40.0
 
 
 def get_memory_bank_update_ops(graph=None):
@@ -105,39 +108,13 @@ def _calculate_similarity_logits(embedding, prototypes, concentration):
   return concentration * tf.matmul(embedding, prototypes, transpose_b=True)
 
 
-def calculate_supervised_pixel_losses(embedding,
-                                      pixel_classes,
-                                      pixel_segments,
-                                      prototypes,
-                                      prototype_classes,
-                                      prototype_valid,
-                                      concentration):
-  """Per-pixel supervised SegSort loss.
+def _log_space_pixel_losses(logits, pixel_classes, pixel_segments,
+                            prototype_classes, prototype_valid):
+  """calculate_supervised_pixel_losses with masked log-sum-exps [M, Q].
 
-  With sim_j = exp(kappa * <e_i, p_j>) over the valid prototypes j, pixel i
-  of class c in segment s:
-    P = sum_{j: class_j = c} sim_j - sim_s,
-    numerator = P if P > 0 else sim_s,
-    N = sum_{j: class_j != c} sim_j,
-    loss_i = -log(numerator / (numerator + N)).
-  Computed in log space, loss_i = softplus(log N - log numerator) with masked
-  log-sum-exps, so large kappa never overflows; loss_i = 0 when N is empty.
-
-  Args:
-    embedding: A float tensor [M, D] of normalised pixel embeddings.
-    pixel_classes: An int32 tensor [M].
-    pixel_segments: An int32 tensor [M], the index in `prototypes` of the
-      pixel's own segment.
-    prototypes: A float tensor [Q, D].
-    prototype_classes: An int32 tensor [Q].
-    prototype_valid: A bool tensor [Q]; invalid prototypes are ignored.
-    concentration: kappa, a float.
-
-  Returns:
-    A float tensor [M] of losses.
+  Exact for any concentration: every sum is shifted by its own maximum.
   """
-  logits = _calculate_similarity_logits(embedding, prototypes, concentration)
-  num_prototypes = tf.shape(prototypes)[0]
+  num_prototypes = tf.shape(logits)[1]
   same_class = tf.equal(pixel_classes[:, tf.newaxis],
                         prototype_classes[tf.newaxis, :])
   valid = prototype_valid[tf.newaxis, :]
@@ -154,6 +131,138 @@ def calculate_supervised_pixel_losses(embedding,
   log_numerator = tf.where_v2(has_positives, log_positives, own_logit)
   return tf.where_v2(has_negatives,
                      tf.nn.softplus(log_negatives - log_numerator), 0.0)
+
+
+def _class_sum_pixel_losses(embedding, pixel_classes, pixel_segments,
+                            prototypes, prototype_classes, prototype_valid,
+                            concentration, memory_prototypes=None,
+                            memory_classes=None):
+  """calculate_supervised_pixel_losses through per-class sums [M, C].
+
+  With unit (or zero) embeddings and prototypes, every logit lies in
+  [-kappa, kappa], so a = exp(kappa * <e_i, p_j> - kappa) lies in
+  [exp(-2 kappa), 1]: a normal float32 for kappa <= _CLASS_SUM_MAX_KAPPA,
+  never overflowing nor vanishing. The pixel's own entry is set to 0 (not
+  subtracted later, which would cancel), and one matmul with the one-hot
+  classes of the valid prototypes [Q, C] gives every class's sum:
+    S_ic = sum_{j valid, class_j = c, j != s_i} a_ij,
+    P_i = S_{i, c_i} e^kappa,  N_i = sum_{c != c_i} S_ic e^kappa.
+  Only a few [M, Q] tensors are made (logits, a, a without own, and their
+  gradients), instead of a dozen masks and selects. Memory prototypes have
+  their own matmuls, so that no gradient is computed for them.
+  """
+  num_pixels = tf.shape(embedding)[0]
+  num_prototypes = tf.shape(prototypes)[0]
+  if memory_prototypes is None:
+    memory_prototypes = tf.zeros([0, tf.shape(prototypes)[1]],
+                                 embedding.dtype)
+    memory_classes = tf.zeros([0], tf.int32)
+  num_memory = tf.shape(memory_classes)[0]
+  # Compact class ids shared by prototypes, memory and pixels.
+  classes, class_ids = tf.unique(
+      tf.concat([prototype_classes, memory_classes, pixel_classes], 0),
+      out_idx=tf.int32)
+  num_class_ids = tf.size(classes)
+  valid = tf.cast(prototype_valid, embedding.dtype)
+  class_members = tf.one_hot(class_ids[:num_prototypes], num_class_ids,
+                             dtype=embedding.dtype) * valid[:, tf.newaxis]
+  memory_members = tf.one_hot(
+      class_ids[num_prototypes:num_prototypes + num_memory], num_class_ids,
+      dtype=embedding.dtype)
+  pixel_class_ids = class_ids[num_prototypes + num_memory:]
+  class_counts = (tf.reduce_sum(class_members, axis=0) +
+                  tf.reduce_sum(memory_members, axis=0))
+
+  scaled = embedding * concentration
+  shifted = tf.exp(tf.matmul(scaled, prototypes, transpose_b=True) -
+                   concentration)
+  own_index = tf.stack([tf.range(num_pixels), pixel_segments], axis=1)
+  others = tf.tensor_scatter_nd_update(
+      shifted, own_index, tf.zeros([num_pixels], embedding.dtype))
+  memory_shifted = tf.exp(tf.matmul(
+      scaled, tf.stop_gradient(memory_prototypes), transpose_b=True) -
+                          concentration)
+  class_sums = (tf.matmul(others, class_members) +
+                tf.matmul(memory_shifted, memory_members))
+  pixel_class = tf.one_hot(pixel_class_ids, num_class_ids, on_value=True,
+                           off_value=False)
+  positives = tf.reduce_sum(tf.where_v2(pixel_class, class_sums, 0.0), 1)
+  negatives = tf.reduce_sum(tf.where_v2(pixel_class, 0.0, class_sums), 1)
+
+  own_valid = tf.gather(valid, pixel_segments)
+  own_class_count = tf.gather(class_counts, pixel_class_ids)
+  has_positives = own_class_count - own_valid > 0.5
+  has_negatives = tf.reduce_sum(class_counts) - own_class_count > 0.5
+  # The shift cancels in log N - log numerator.
+  own_logit = concentration * (tf.reduce_sum(
+      embedding * tf.gather(prototypes, pixel_segments), axis=1) - 1.0)
+  log_numerator = tf.where_v2(
+      has_positives, tf.log(tf.where_v2(has_positives, positives, 1.0)),
+      own_logit)
+  log_negatives = tf.log(tf.where_v2(has_negatives, negatives, 1.0))
+  return tf.where_v2(has_negatives,
+                     tf.nn.softplus(log_negatives - log_numerator), 0.0)
+
+
+def calculate_supervised_pixel_losses(embedding,
+                                      pixel_classes,
+                                      pixel_segments,
+                                      prototypes,
+                                      prototype_classes,
+                                      prototype_valid,
+                                      concentration,
+                                      memory_prototypes=None,
+                                      memory_classes=None):
+  """Per-pixel supervised SegSort loss.
+
+  With sim_j = exp(kappa * <e_i, p_j>) over the valid prototypes j, pixel i
+  of class c in segment s:
+    P = sum_{j: class_j = c} sim_j - sim_s,
+    numerator = P if P > 0 else sim_s,
+    N = sum_{j: class_j != c} sim_j,
+    loss_i = -log(numerator / (numerator + N)).
+  Computed as loss_i = softplus(log N - log numerator), so that large kappa
+  never overflows; loss_i = 0 when N is empty. P sums the other same-class
+  prototypes directly (no cancellation in "sum - sim_s"). For
+  kappa <= _CLASS_SUM_MAX_KAPPA (a python number) the sums are taken per
+  class with one matmul (_class_sum_pixel_losses), otherwise with masked
+  log-sum-exps over [M, Q] (_log_space_pixel_losses); both compute the same
+  value.
+
+  Args:
+    embedding: A float tensor [M, D] of normalised pixel embeddings.
+    pixel_classes: An int32 tensor [M].
+    pixel_segments: An int32 tensor [M], the index in `prototypes` of the
+      pixel's own segment.
+    prototypes: A float tensor [Q, D] of normalised (or zero) prototypes.
+    prototype_classes: An int32 tensor [Q].
+    prototype_valid: A bool tensor [Q]; invalid prototypes are ignored.
+    concentration: kappa, a float.
+    memory_prototypes: Optional float tensor [Qm, D] of further (valid)
+      prototypes, e.g. the memory banks': no pixel's own segment, and no
+      gradient flows into them.
+    memory_classes: An int32 tensor [Qm], with memory_prototypes.
+
+  Returns:
+    A float tensor [M] of losses.
+  """
+  if (memory_prototypes is None) != (memory_classes is None):
+    raise ValueError('memory_prototypes and memory_classes go together')
+  if (isinstance(concentration, (int, float)) and
+      0 < concentration <= _CLASS_SUM_MAX_KAPPA):
+    return _class_sum_pixel_losses(
+        embedding, pixel_classes, pixel_segments, prototypes,
+        prototype_classes, prototype_valid, float(concentration),
+        memory_prototypes, memory_classes)
+  if memory_prototypes is not None:
+    prototypes = tf.concat([prototypes,
+                            tf.stop_gradient(memory_prototypes)], 0)
+    prototype_classes = tf.concat([prototype_classes, memory_classes], 0)
+    prototype_valid = tf.concat(
+        [prototype_valid, tf.ones_like(memory_classes, dtype=tf.bool)], 0)
+  logits = _calculate_similarity_logits(embedding, prototypes, concentration)
+  return _log_space_pixel_losses(logits, pixel_classes, pixel_segments,
+                                 prototype_classes, prototype_valid)
 
 
 def _get_memory_banks(num_banks, capacity, embedding_dim):
@@ -325,9 +434,7 @@ def add_segsort_loss(embedding,
     prototypes = common_utils.calculate_prototypes_from_labels(
         pixel_embedding, pixel_segments, num_prototypes)
 
-    all_prototypes = prototypes
-    all_classes = prototype_classes
-    all_valid = tf.ones([num_prototypes], dtype=tf.bool)
+    memory_prototypes = memory_classes = None
     banks = None
     if num_banks > 0:
       if bank_capacity is None:
@@ -340,17 +447,18 @@ def add_segsort_loss(embedding,
         raise ValueError('bank_capacity must be >= 1, got %d' % bank_capacity)
       banks = _get_memory_banks(num_banks, bank_capacity, embedding_dim)
       bank_prototypes, bank_classes, bank_valid = banks
-      all_prototypes = tf.concat(
-          [prototypes, tf.stop_gradient(
-              tf.reshape(bank_prototypes.value(), [-1, embedding_dim]))], 0)
-      all_classes = tf.concat(
-          [prototype_classes, tf.reshape(bank_classes.value(), [-1])], 0)
-      all_valid = tf.concat(
-          [all_valid, tf.reshape(bank_valid.value(), [-1])], 0)
+      # Only the filled slots: the empty ones would widen every [M, Q]
+      # tensor of the loss for nothing.
+      filled = tf.reshape(bank_valid.value(), [-1])
+      memory_prototypes = tf.boolean_mask(
+          tf.reshape(bank_prototypes.value(), [-1, embedding_dim]), filled)
+      memory_classes = tf.boolean_mask(
+          tf.reshape(bank_classes.value(), [-1]), filled)
 
     pixel_losses = calculate_supervised_pixel_losses(
-        pixel_embedding, pixel_classes, pixel_segments, all_prototypes,
-        all_classes, all_valid, concentration)
+        pixel_embedding, pixel_classes, pixel_segments, prototypes,
+        prototype_classes, tf.ones([num_prototypes], dtype=tf.bool),
+        concentration, memory_prototypes, memory_classes)
     num_pixels = tf.cast(tf.size(pixel_classes), pixel_losses.dtype)
     loss = tf.reduce_sum(pixel_losses) / tf.maximum(num_pixels, 1.0)
 

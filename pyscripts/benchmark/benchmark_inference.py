@@ -103,6 +103,7 @@ def benchmark(args):
       'k_in_nearest_neighbors': opts.k_in_nearest_neighbors,
       'num_prototypes': len(prototypes), 'scales': scales,
       'flip_aug': bool(args.flip_aug),
+      'inference_batch_size': opts.inference_batch_size, 'xla': opts.xla,
       'restored': bool(args.restore_from)}, 'images': []}
   header = '%-24s %-6s %s %7s' % ('image', 'mode', ' '.join(
       '%8s' % c for c in COLUMNS), 'votes%')

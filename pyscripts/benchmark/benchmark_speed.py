@@ -17,9 +17,13 @@ In ONE run, on the same machine and settings, measures and prints:
 2. Graph build time (graph + session + initialisation) and peak memory
    (peak resident set size) of each training configuration.
 3. Inference per image, single- and multi-scale, split into network /
-   k-means / kNN / votes (/ other), with benchmark_inference.py's
+   k-means / kNN / votes / fused (/ other), with benchmark_inference.py's
    functions (SegSortPredictor's timed stages); multi-scale defaults to the
    original's scales 0.5..1.75 with flips (--scales picks others).
+   Multi-scale runs with both paths, image after image: one window at a
+   time (msc_plain, batch size 1) and batched (msc_batched,
+   --inference_batch_size); 'msc' repeats the one --inference_batch_size
+   selects, 'single' runs with it.
 4. kNN of one image's cluster prototypes (num_clusters**2 of them) against
    banks of --knn_bank_sizes random unit prototypes: seconds per image and
    memory; the search is chunked (--knn_chunk_size, the predictor's), so
@@ -56,8 +60,12 @@ JSON written to --output_json (all times in seconds, memory in MiB):
   train_step_min_seconds {segsort, softmax} fastest step (less sensitive
                                             to other load on the machine)
   train_step_all_seconds {segsort, softmax} every timed step
-  inference_seconds {single, msc}: {network, kmeans, knn, votes, other,
-                                    total}, mean per image
+  inference_seconds {single, msc, msc_plain, msc_batched}:
+                   {network, kmeans, knn, votes, fused, other, total},
+                   mean per image
+  msc_speedup_plain_over_batched    msc_plain.total / msc_batched.total
+  settings.inference_paths          {xla, and the batch size of single,
+                                     msc, msc_plain, msc_batched}
   inference_build_seconds, inference_peak_rss_mb, votes_share_msc
   knn_bank {"10000": {seconds, peak_rss_mb, rss_before_search_mb,
                       search_peak_rss_mb, search_extra_mb, bank_mb,
@@ -93,6 +101,7 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from network.common import layers  # noqa: E402
+from network.multigpu import towers  # noqa: E402
 from network.segsort import common_utils  # noqa: E402
 from pyscripts import flags  # noqa: E402
 from pyscripts import inference_main  # noqa: E402
@@ -200,27 +209,43 @@ def _inference_worker(args):
         args.random_seed)
   scales = predictor.get_scales(args.scale_aug, args.scales)
   opts = inference_main.get_predictor_options(args)
+  plain_opts = inference_main.get_predictor_options(args,
+                                                    inference_batch_size=1)
   start = time.perf_counter()
   with predictor.SegSortPredictor(opts, prototypes,
                                   allow_random_weights=True) as model:
     build_seconds = time.perf_counter() - start
-    images = [inference_main.load_image(e) for e in entries]
-    rows = {}
-    for mode in ('single', 'msc'):
-      # One untimed pass (graph caches, memory pools).
-      benchmarking.time_image(model, images[0], mode, scales,
-                                     args.flip_aug)
-      rows[mode] = [benchmarking.time_image(model, image, mode,
-                                                   scales, args.flip_aug)
-                    for image in tqdm(images, desc='inference ' + mode,
-                                      leave=False)]
-  result = {mode: {c: float(np.mean([r[c] for r in rows[mode]]))
+    with predictor.SegSortPredictor(plain_opts, prototypes,
+                                    allow_random_weights=True) as plain:
+      images = [inference_main.load_image(e) for e in entries]
+      # (row, predictor, mode of time_image); multi-scale with both paths,
+      # one image after the other so that both see the same load.
+      runs = [('single', model, 'single'), ('msc_plain', plain, 'msc'),
+              ('msc_batched', model, 'msc')]
+      for _, runner, mode in runs:
+        # One untimed pass (graph caches, memory pools).
+        benchmarking.time_image(runner, images[0], mode, scales,
+                                args.flip_aug)
+      rows = {name: [] for name, _, _ in runs}
+      for image in tqdm(images, desc='inference', leave=False):
+        for name, runner, mode in runs:
+          rows[name].append(benchmarking.time_image(
+              runner, image, mode, scales, args.flip_aug))
+  result = {name: {c: float(np.mean([r[c] for r in rows[name]]))
                    for c in benchmarking.INFERENCE_COLUMNS}
-            for mode in rows}
+            for name in rows}
+  # --inference_batch_size's path.
+  result['msc'] = dict(result['msc_batched'] if model.batched
+                       else result['msc_plain'])
   result.update(build_seconds=build_seconds,
                 peak_rss_mb=profiling.get_peak_rss_mb(),
                 image_sizes=[list(image.shape[:2]) for image in images],
-                num_prototypes=len(prototypes), scales=scales)
+                num_prototypes=len(prototypes), scales=scales,
+                paths={'xla': bool(opts.xla),
+                       'single': opts.inference_batch_size,
+                       'msc': opts.inference_batch_size,
+                       'msc_plain': 1,
+                       'msc_batched': opts.inference_batch_size})
   return result
 
 
@@ -268,6 +293,8 @@ def get_settings(args, synthetic):
       'iter_size': 1, 'flip_aug': bool(args.flip_aug),
       'data': 'synthetic' if synthetic else {
           'data_dir': args.data_dir, 'data_list': args.data_list},
+      'xla': bool(args.xla),
+      'inference_batch_size': args.inference_batch_size,
       'machine': benchmarking.get_machine()})
   return settings
 
@@ -321,7 +348,11 @@ def summarize(settings, train, inference, knn):
            step[trainer.LOSS_SEGSORT])
   msc = inference['msc']
   votes_share = msc['votes'] / msc['total'] if msc['total'] else 0.0
-  return {
+  extra = {}
+  if 'msc_plain' in inference and 'msc_batched' in inference:
+    extra['msc_speedup_plain_over_batched'] = (
+        inference['msc_plain']['total'] / inference['msc_batched']['total'])
+  return dict(extra, **{
       'settings': settings,
       'train_step_seconds': step,
       'train_step_ratio_segsort_over_softmax': ratio,
@@ -336,7 +367,8 @@ def summarize(settings, train, inference, knn):
       'train_step_all_seconds': {n: train[n]['step_seconds'] for n in names},
       'inference_seconds': {mode: {c: inference[mode][c]
                                    for c in benchmarking.INFERENCE_COLUMNS}
-                            for mode in ('single', 'msc')},
+                            for mode in benchmarking.INFERENCE_MODES
+                            if mode in inference},
       'inference_build_seconds': inference['build_seconds'],
       'inference_peak_rss_mb': inference['peak_rss_mb'],
       'votes_share_msc': votes_share,
@@ -347,7 +379,7 @@ def summarize(settings, train, inference, knn):
           'votes_share_msc_below_%.2f' % MAX_VOTES_SHARE:
               bool(votes_share < MAX_VOTES_SHARE),
       },
-  }
+  })
 
 
 def _mb(value):
@@ -391,14 +423,20 @@ def format_report(results):
                       ' + flips' if s['flip_aug'] else '',
                       s['inference_num_prototypes'],
                       s['k_in_nearest_neighbors'])))
-  lines.append('%-6s %s %7s' % ('mode', ' '.join(
+  lines.append('%-11s %s %7s' % ('mode', ' '.join(
       '%9s' % c for c in benchmarking.INFERENCE_COLUMNS), 'votes%'))
-  for mode in ('single', 'msc'):
-    row = results['inference_seconds'][mode]
-    lines.append('%-6s %s %6.1f%%' % (
+  for mode, row in results['inference_seconds'].items():
+    lines.append('%-11s %s %6.1f%%' % (
         mode, ' '.join('%9.4f' % row[c]
                        for c in benchmarking.INFERENCE_COLUMNS),
         100.0 * row['votes'] / row['total'] if row['total'] else 0.0))
+  if 'msc_speedup_plain_over_batched' in results:
+    paths = s.get('inference_paths', {})
+    lines.append('multi-scale, one window at a time / batched (%s windows '
+                 'per call, XLA %s): %.2fx' % (
+                     paths.get('msc_batched'),
+                     'on' if paths.get('xla') else 'off',
+                     results['msc_speedup_plain_over_batched']))
   share = results['votes_share_msc']
   lines.append('votes share of multi-scale inference: %.1f%% (goal < %.0f%%:'
                ' %s); build %.2f s, peak RSS %.1f MB'
@@ -428,6 +466,9 @@ def format_report(results):
 def benchmark(args, argv):
   """Runs every configuration in its own process; returns the results."""
   synthetic = not args.data_list
+  if args.xla:
+    # Before any worker (and its TensorFlow) starts.
+    towers.enable_xla_on_cpu()
   if not synthetic:
     # Every file checked here, before any worker starts.
     inference_main.get_entries(args, need_label=True)
@@ -467,6 +508,7 @@ def benchmark(args, argv):
   settings.update(scales=inference['scales'],
                   inference_image_sizes=inference['image_sizes'],
                   inference_num_prototypes=inference['num_prototypes'],
+                  inference_paths=inference['paths'],
                   conv_paths=outputs[0]['conv_paths'])
   knn = dict(zip(args.knn_bank_sizes, outputs[3:]))
   results = summarize(settings, train, inference, knn)
