@@ -80,3 +80,58 @@ def test_oversegmentation_stage_commands(tmp_path, masks):
     assert [os.path.basename(c[0]) for c in calls] == [
         'make_oversegmentation.py']
     assert '--contour_dir' not in calls[0]
+
+
+def test_seeds_train_every_method_per_seed_and_summarize(tmp_path):
+  """SEEDS="1 2": each method trains per seed into its own -seedN folder;
+  the seed table is made from every finished run. Python is a stand-in
+  that logs its arguments and writes an mIoU for each benchmark (40 for
+  SegSort, 38.5 for softmax), except for the summary script, which runs."""
+  import sys
+  dataroot = tmp_path / 'camvid'
+  dataroot.mkdir()
+  (dataroot / 'train.txt').write_text(
+      'CamVid/JPEGImages/a.jpg CamVid/segcls/a.png\n')
+  (dataroot / 'val.txt').write_text(
+      'CamVid/JPEGImages/b.jpg CamVid/segcls/b.png\n')
+  log = tmp_path / 'calls.txt'
+  recorder = tmp_path / 'python'
+  recorder.write_text(
+      '#!/bin/sh\n'
+      'echo "$@" >> %s\n'
+      'case "$1" in *summarize_seeds.py) exec %s "$@" ;; esac\n'
+      'prev=""\n'
+      'for a in "$@"; do\n'
+      '  if [ "$prev" = "--output_json" ]; then\n'
+      '    case "$a" in *softmax*) m=38.5 ;; *) m=40.0 ;; esac\n'
+      '    mkdir -p "$(dirname "$a")"\n'
+      '    echo "{\\"miou\\": $m, \\"per_class_iou\\": {}}" > "$a"\n'
+      '  fi\n'
+      '  prev="$a"\n'
+      'done\n' % (log, sys.executable))
+  recorder.chmod(0o755)
+  work = tmp_path / 'work'
+  env = dict(os.environ, DATAROOT=str(dataroot), WORK_DIR=str(work),
+             PYTHON=str(recorder), SEEDS='1 2', IS_OVERSEG='0', IS_UNSUP='0')
+  env.pop('SMOKE', None)
+  result = subprocess.run(['bash', SCRIPT], env=env, capture_output=True,
+                          text=True, timeout=120)
+  assert result.returncode == 0, result.stderr
+  calls = [line.split() for line in log.read_text().splitlines()]
+  trains = [c for c in calls if os.path.basename(c[0]) in (
+      'train_segsort.py', 'train.py')]
+  seeds = [(os.path.basename(c[0]), c[c.index('--random_seed') + 1],
+            c[c.index('--snapshot_dir') + 1].rsplit('-', 1)[1])
+           for c in trains]
+  assert seeds == [('train_segsort.py', '1', 'seed1'), ('train.py', '1', 'seed1'),
+                   ('train_segsort.py', '2', 'seed2'), ('train.py', '2', 'seed2')]
+  benchmarks = [c for c in calls
+                if os.path.basename(c[0]) == 'benchmark_by_mIoU.py']
+  assert len(benchmarks) == 4
+  for c in benchmarks:
+    names = c[c.index('--class_names') + 1]
+    assert open(os.path.join(ROOT, names)).read().split()[3] == 'road'
+  summary = json.loads((work / 'seed_summary.json').read_text())
+  assert summary['methods']['segsort']['miou'] == [40.0, 40.0]
+  assert summary['differences']['segsort - softmax']['values'] == [1.5, 1.5]
+  assert 'segsort - softmax: 1.50 +- 0.00' in result.stdout

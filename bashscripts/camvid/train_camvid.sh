@@ -10,6 +10,14 @@
 #
 #   DATAROOT=/path/to/camvid bash bashscripts/camvid/train_camvid.sh
 #
+# Every method trains once per seed of SEEDS (default "1 2 3"; SEEDS=1 for a
+# single run per method): --random_seed fixes the initialisation and the
+# order and augmentation of the data, and the run folders end in -seedN. At
+# the end pyscripts/benchmark/summarize_seeds.py reads every finished run
+# (WORK_DIR/runs.txt) and writes the mean +- std table and
+# WORK_DIR/seed_summary.json (SegSort - softmax paired by seed, unsupervised
+# / supervised ratio).
+#
 # DATAROOT may be read-only: the HED maps go to WORK_DIR/hed_contours, the
 # oversegmentation masks to WORK_DIR/hed_owt_ucm (MASKS=gradient-ucm: the
 # built-in colour-gradient masks, WORK_DIR/hed) and a 3-column list (image,
@@ -60,6 +68,10 @@ INFERENCE_INPUT_SIZE=360,480
 MASKS=${MASKS:-hed-owt-ucm}
 OWT_UCM_THRESHOLD=0.2
 
+# Random seeds: each method trains once per seed.
+SEEDS_GIVEN=${SEEDS:-}
+SEEDS=${SEEDS:-1 2 3}
+
 # Stages (1 = run).
 IS_OVERSEG=${IS_OVERSEG:-1}
 IS_SEGSORT=${IS_SEGSORT:-1}
@@ -70,6 +82,8 @@ if [ "${SMOKE:-0}" = "1" ]; then
   BATCH_SIZE=2; TRAIN_INPUT_SIZE=64,64; WIDTH_MULTIPLIER=0.0625
   EMBEDDING_DIM=8; SEGSORT_STEPS=2; UNSUP_STEPS=2; SOFTMAX_STEPS=2
   NUM_CLUSTERS=2; KMEANS_ITERATIONS=2; K_IN_NEAREST_NEIGHBORS=3
+  # One seed unless SEEDS is given.
+  if [ -z "${SEEDS_GIVEN}" ]; then SEEDS=1; fi
   # HED costs seconds per photo plus its start-up; the smoke run checks the
   # stages, not the masks.
   MASKS=gradient-ucm
@@ -115,7 +129,7 @@ NET="--model ${MODEL} --backbone ${BACKBONE} --width_multiplier ${WIDTH_MULTIPLI
 SEG="--embedding_dim ${EMBEDDING_DIM} --num_clusters ${NUM_CLUSTERS} --kmeans_iterations ${KMEANS_ITERATIONS}"
 TRAIN="--data_dir ${DATAROOT} --data_list ${TRAIN_LIST} --input_size ${TRAIN_INPUT_SIZE} --batch_size ${BATCH_SIZE} --is_training --learning_rate ${LEARNING_RATE} --weight_decay ${WEIGHT_DECAY} --iter_size 1 --random_mirror --random_scale --random_crop --bn_decay ${BN_DECAY} --update_tb_every 200"
 VAL="--data_dir ${DATAROOT} --data_list ${VAL_LIST} --input_size ${INFERENCE_INPUT_SIZE}"
-BENCH="--gt_dir ${DATAROOT}/CamVid/segcls --num_classes ${NUM_CLASSES} --allow_extra_gt"
+BENCH="--gt_dir ${DATAROOT}/CamVid/segcls --num_classes ${NUM_CLASSES} --allow_extra_gt --class_names misc/camvid_classes.txt"
 
 if [ "${IS_OVERSEG}" = "1" ] && [ "${MASKS}" = "hed-owt-ucm" ]; then
   stage contours ${PYTHON} pyscripts/tools/make_contours.py \
@@ -141,33 +155,72 @@ segsort_eval() {
     --pred_dir $1/results/val/gray --output_json $1/results/val/miou.json
 }
 
-if [ "${IS_SEGSORT}" = "1" ]; then
-  D=${WORK_DIR}/segsort_pspnet_${BACKBONE}_w${WIDTH_MULTIPLIER}_1xb${BATCH_SIZE}-${SEGSORT_STEPS}it_camvid-${TRAIN_INPUT_SIZE/,/x}
-  stage segsort_train ${PYTHON} pyscripts/train/train_segsort.py ${NET} ${SEG} ${TRAIN} \
-    --concentration ${CONCENTRATION} --num_banks ${NUM_BANKS} \
-    --num_steps ${SEGSORT_STEPS} --save_pred_every 1000 --snapshot_dir ${D}
-  stage segsort_eval segsort_eval ${D}
-fi
+# The run folder of a method (segsort, unsup, softmax) and seed.
+SIZE_TAG=${TRAIN_INPUT_SIZE/,/x}
+run_dir() {
+  local steps
+  case "$1" in
+    segsort) steps=${SEGSORT_STEPS}; echo -n "${WORK_DIR}/segsort_pspnet" ;;
+    unsup) steps=${UNSUP_STEPS}; echo -n "${WORK_DIR}/unsup_segsort_${MASKS}_pspnet" ;;
+    softmax) steps=${SOFTMAX_STEPS}; echo -n "${WORK_DIR}/softmax_pspnet" ;;
+  esac
+  echo "_${BACKBONE}_w${WIDTH_MULTIPLIER}_1xb${BATCH_SIZE}-${steps}it_camvid-${SIZE_TAG}-seed$2"
+}
 
-if [ "${IS_UNSUP}" = "1" ]; then
-  D=${WORK_DIR}/unsup_segsort_${MASKS}_pspnet_${BACKBONE}_w${WIDTH_MULTIPLIER}_1xb${BATCH_SIZE}-${UNSUP_STEPS}it_camvid-${TRAIN_INPUT_SIZE/,/x}
-  stage unsup_train ${PYTHON} pyscripts/train/train_segsort_unsup.py ${NET} ${SEG} ${TRAIN} \
-    --concentration ${CONCENTRATION} --num_banks 0 \
-    --num_steps ${UNSUP_STEPS} --save_pred_every 1000 --snapshot_dir ${D}
-  stage unsup_eval segsort_eval ${D}
-fi
+softmax_eval() {
+  ${PYTHON} pyscripts/inference/inference.py ${NET} ${VAL} \
+    --restore_from $1 --save_dir $1/results/val
+  ${PYTHON} pyscripts/benchmark/benchmark_by_mIoU.py ${BENCH} \
+    --pred_dir $1/results/val/gray --output_json $1/results/val/miou.json
+}
 
-if [ "${IS_SOFTMAX}" = "1" ]; then
-  D=${WORK_DIR}/softmax_pspnet_${BACKBONE}_w${WIDTH_MULTIPLIER}_1xb${BATCH_SIZE}-${SOFTMAX_STEPS}it_camvid-${TRAIN_INPUT_SIZE/,/x}
-  stage softmax_train ${PYTHON} pyscripts/train/train.py ${NET} ${TRAIN} \
-    --num_steps ${SOFTMAX_STEPS} --save_pred_every 1000 --snapshot_dir ${D}
-  softmax_eval() {
-    ${PYTHON} pyscripts/inference/inference.py ${NET} ${VAL} \
-      --restore_from ${D} --save_dir ${D}/results/val
-    ${PYTHON} pyscripts/benchmark/benchmark_by_mIoU.py ${BENCH} \
-      --pred_dir ${D}/results/val/gray --output_json ${D}/results/val/miou.json
-  }
-  stage softmax_eval softmax_eval
+for SEED in ${SEEDS}; do
+  if [ "${IS_SEGSORT}" = "1" ]; then
+    D=$(run_dir segsort ${SEED})
+    stage segsort_train_seed${SEED} ${PYTHON} pyscripts/train/train_segsort.py ${NET} ${SEG} ${TRAIN} \
+      --concentration ${CONCENTRATION} --num_banks ${NUM_BANKS} --random_seed ${SEED} \
+      --num_steps ${SEGSORT_STEPS} --save_pred_every 1000 --snapshot_dir ${D}
+    stage segsort_eval_seed${SEED} segsort_eval ${D}
+  fi
+
+  if [ "${IS_UNSUP}" = "1" ]; then
+    D=$(run_dir unsup ${SEED})
+    stage unsup_train_seed${SEED} ${PYTHON} pyscripts/train/train_segsort_unsup.py ${NET} ${SEG} ${TRAIN} \
+      --concentration ${CONCENTRATION} --num_banks 0 --random_seed ${SEED} \
+      --num_steps ${UNSUP_STEPS} --save_pred_every 1000 --snapshot_dir ${D}
+    stage unsup_eval_seed${SEED} segsort_eval ${D}
+  fi
+
+  if [ "${IS_SOFTMAX}" = "1" ]; then
+    D=$(run_dir softmax ${SEED})
+    stage softmax_train_seed${SEED} ${PYTHON} pyscripts/train/train.py ${NET} ${TRAIN} \
+      --random_seed ${SEED} --num_steps ${SOFTMAX_STEPS} --save_pred_every 1000 --snapshot_dir ${D}
+    stage softmax_eval_seed${SEED} softmax_eval ${D}
+  fi
+done
+
+# Every finished run of these settings (also from earlier invocations with
+# other IS_* stages), then the seed table.
+RUNS=${WORK_DIR}/runs.txt
+: > "${RUNS}"
+for SEED in ${SEEDS}; do
+  for METHOD in segsort unsup softmax; do
+    D=$(run_dir ${METHOD} ${SEED})
+    if [ -f "${D}/results/val/miou.json" ]; then
+      echo "${METHOD} ${SEED} ${D#${WORK_DIR}/}/results/val/miou.json" >> "${RUNS}"
+    fi
+  done
+done
+if [ -s "${RUNS}" ]; then
+  SUMMARY_PAIRS=""
+  if grep -q '^segsort ' "${RUNS}" && grep -q '^softmax ' "${RUNS}"; then
+    SUMMARY_PAIRS="--compare segsort-softmax"
+  fi
+  if grep -q '^segsort ' "${RUNS}" && grep -q '^unsup ' "${RUNS}"; then
+    SUMMARY_PAIRS="${SUMMARY_PAIRS} --ratio unsup-segsort"
+  fi
+  stage summary ${PYTHON} pyscripts/benchmark/summarize_seeds.py \
+    --runs ${RUNS} ${SUMMARY_PAIRS} --output_json ${WORK_DIR}/seed_summary.json
 fi
 
 echo; echo "Stage wall times (s):"; cat "${TIMINGS}"

@@ -1,0 +1,224 @@
+"""Summarizes mIoU over random seeds: mean, spread and paired differences.
+
+A recipe that trains every method once per seed (bashscripts/camvid/
+train_camvid.sh with SEEDS="1 2 3") writes one line per finished run to a
+runs file:
+
+  METHOD SEED PATH/TO/miou.json
+
+(the JSON of benchmark_by_mIoU.py --output_json). This script prints one
+table and writes a JSON with, per method, the val mIoU of every seed, their
+mean and sample standard deviation (n - 1; none for a single seed) and the
+mean IoU of every class over the seeds; and, for each pair given by
+--compare A-B, the per-seed differences A - B over the seeds both methods
+ran, with their mean and standard deviation (a paired comparison: the seed
+fixes the initialisation and the order of the data for both methods).
+
+  python pyscripts/benchmark/summarize_seeds.py \
+    --runs snapshots/camvid/runs.txt --compare segsort-softmax \
+    --output_json snapshots/camvid/seed_summary.json
+
+JSON layout:
+  {"methods": {METHOD: {"seeds": [...], "miou": [...], "mean": float,
+               "std": float or null, "pixel_accuracy_mean": float,
+               "per_class_iou_mean": {CLASS: float or null}}},
+   "differences": {"A - B": {"seeds": [...], "values": [...],
+                   "mean": float, "std": float or null}},
+   "ratios": {"A / B": float}}   (ratio of the means, e.g. unsup / segsort)
+"""
+import argparse
+import json
+import math
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+if ROOT not in sys.path:
+  sys.path.insert(0, ROOT)
+
+from pyscripts import script_glue  # noqa: E402
+from utils import atomic_io  # noqa: E402
+
+
+def get_arguments(argv=None):
+  parser = argparse.ArgumentParser(
+      description='Mean and spread of val mIoU over seeds, per method.',
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+      epilog='example:\n  python pyscripts/benchmark/summarize_seeds.py '
+             '--runs snapshots/camvid/runs.txt \\\n'
+             '    --compare segsort-softmax --ratio unsup-segsort \\\n'
+             '    --output_json snapshots/camvid/seed_summary.json')
+  parser.add_argument('--runs', type=str, required=True,
+                      help='Text file, one run per line: METHOD SEED '
+                           'MIOU_JSON (paths relative to the file\'s folder '
+                           'or absolute).')
+  parser.add_argument('--compare', type=str, action='append', default=[],
+                      help='A-B: per-seed differences of A minus B '
+                           '(repeatable).')
+  parser.add_argument('--ratio', type=str, action='append', default=[],
+                      help='A-B: the ratio of A\'s mean mIoU to B\'s '
+                           '(repeatable).')
+  parser.add_argument('--output_json', type=str, default='',
+                      help='Where to write the summary (JSON).')
+  return parser.parse_args(argv)
+
+
+def read_runs(path):
+  """[(method, seed, results dict)] from a runs file, in its order."""
+  folder = os.path.dirname(os.path.abspath(path))
+  try:
+    with open(path, encoding='utf-8') as f:
+      lines = [line.split() for line in f if line.strip()]
+  except FileNotFoundError:
+    raise FileNotFoundError('--runs: %s not found' % path) from None
+  runs = []
+  seen = set()
+  for number, fields in enumerate(lines, 1):
+    if len(fields) != 3:
+      raise ValueError('%s line %d: expected METHOD SEED MIOU_JSON, got %r'
+                       % (path, number, ' '.join(fields)))
+    method, seed, json_path = fields
+    if (method, seed) in seen:
+      raise ValueError('%s line %d: method %s with seed %s appears twice'
+                       % (path, number, method, seed))
+    seen.add((method, seed))
+    json_path = os.path.join(folder, json_path)
+    try:
+      with open(json_path, encoding='utf-8') as f:
+        results = json.load(f)
+    except FileNotFoundError:
+      raise FileNotFoundError('%s line %d: %s not found' % (
+          path, number, json_path)) from None
+    except json.JSONDecodeError as e:
+      raise ValueError('%s line %d: %s is not JSON (%s)' % (
+          path, number, json_path, e)) from None
+    if not isinstance(results.get('miou'), (int, float)):
+      raise ValueError('%s line %d: %s has no numeric "miou"' % (
+          path, number, json_path))
+    runs.append((method, seed, results))
+  if not runs:
+    raise ValueError('--runs: %s lists no run' % path)
+  return runs
+
+
+def mean_std(values):
+  """(mean, sample standard deviation or None for fewer than 2 values)."""
+  values = [float(v) for v in values]
+  mean = sum(values) / len(values)
+  if len(values) < 2:
+    return mean, None
+  var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+  return mean, math.sqrt(var)
+
+
+def _mean_of_defined(values):
+  values = [v for v in values if v is not None]
+  return sum(values) / len(values) if values else None
+
+
+def summarize(runs, compare=(), ratio=()):
+  """The summary dict (see the module docstring) of read_runs' runs."""
+  methods = {}
+  for method, seed, results in runs:
+    methods.setdefault(method, []).append((seed, results))
+  summary = {'methods': {}, 'differences': {}, 'ratios': {}}
+  for method, rows in methods.items():
+    mious = [r['miou'] for _, r in rows]
+    mean, std = mean_std(mious)
+    classes = list(rows[0][1].get('per_class_iou', {}))
+    summary['methods'][method] = {
+        'seeds': [s for s, _ in rows], 'miou': mious, 'mean': mean,
+        'std': std,
+        'pixel_accuracy_mean': _mean_of_defined(
+            [r.get('pixel_accuracy') for _, r in rows]),
+        'per_class_iou_mean': {
+            c: _mean_of_defined([r.get('per_class_iou', {}).get(c)
+                                 for _, r in rows]) for c in classes}}
+  for pair in compare:
+    a, b = _split_pair(pair, '--compare', methods)
+    by_seed_a = {s: r['miou'] for s, r in methods[a]}
+    by_seed_b = {s: r['miou'] for s, r in methods[b]}
+    seeds = [s for s in by_seed_a if s in by_seed_b]
+    if not seeds:
+      raise ValueError('--compare %s: the methods share no seed' % pair)
+    values = [by_seed_a[s] - by_seed_b[s] for s in seeds]
+    mean, std = mean_std(values)
+    summary['differences']['%s - %s' % (a, b)] = {
+        'seeds': seeds, 'values': values, 'mean': mean, 'std': std}
+  for pair in ratio:
+    a, b = _split_pair(pair, '--ratio', methods)
+    denominator = summary['methods'][b]['mean']
+    summary['ratios']['%s / %s' % (a, b)] = (
+        summary['methods'][a]['mean'] / denominator if denominator else None)
+  return summary
+
+
+def _split_pair(pair, flag, methods):
+  parts = pair.split('-')
+  if len(parts) != 2 or not all(parts):
+    raise ValueError('%s must be A-B (two method names), got %r'
+                     % (flag, pair))
+  for name in parts:
+    if name not in methods:
+      raise ValueError('%s %s: no run of method %r (runs have %s)'
+                       % (flag, pair, name, ', '.join(sorted(methods))))
+  return parts
+
+
+def _pm(mean, std):
+  return '%.2f' % mean + (' +- %.2f' % std if std is not None else '')
+
+
+def format_table(summary):
+  """The printed table: methods, then class means, then comparisons."""
+  methods = summary['methods']
+  lines = ['%-12s %5s  %-16s %s' % ('method', 'seeds', 'val mIoU (%)',
+                                     'per seed')]
+  for name, row in methods.items():
+    lines.append('%-12s %5d  %-16s %s' % (
+        name, len(row['seeds']), _pm(row['mean'], row['std']),
+        ', '.join('%s: %.2f' % (s, m) for s, m in zip(row['seeds'],
+                                                      row['miou']))))
+  classes = []
+  for row in methods.values():
+    classes.extend(c for c in row['per_class_iou_mean'] if c not in classes)
+  if classes:
+    lines.append('')
+    lines.append('per-class IoU, mean over seeds (%)')
+    lines.append('%-14s' % 'class' + ''.join('%12s' % m[:12]
+                                             for m in methods))
+    for c in classes:
+      cells = []
+      for row in methods.values():
+        v = row['per_class_iou_mean'].get(c)
+        cells.append('%12s' % ('n/a' if v is None else '%.2f' % v))
+      lines.append('%-14s' % c[:14] + ''.join(cells))
+  for name, row in summary['differences'].items():
+    lines.append('')
+    lines.append('%s: %s mIoU over %d paired seed(s) (%s)' % (
+        name, _pm(row['mean'], row['std']), len(row['seeds']),
+        ', '.join('%+.2f' % v for v in row['values'])))
+  for name, value in summary['ratios'].items():
+    lines.append('%s: %s' % (name, 'n/a' if value is None else
+                             '%.3f' % value))
+  return '\n'.join(lines)
+
+
+def run(args):
+  summary = summarize(read_runs(args.runs), args.compare, args.ratio)
+  print(format_table(summary))
+  if args.output_json:
+    atomic_io.atomic_write_text(args.output_json,
+                                json.dumps(summary, indent=2) + '\n')
+    print('Wrote %s' % args.output_json)
+  return summary
+
+
+def main(argv=None):
+  return script_glue.run_script(run, get_arguments(argv),
+                                user_errors=(OSError, ValueError))
+
+
+if __name__ == '__main__':
+  main()
