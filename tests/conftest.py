@@ -72,18 +72,31 @@ def tiny_softmax_snapshot(tiny_dataset, tmp_path_factory):
 
 
 # Modules whose tests train networks (gradients of dilated convolutions, the
-# trainer, the recipes). CI runs the whole suite with oneDNN off and these
-# once more with oneDNN on (`-m trains`), so that both kinds of CPU kernels
-# are exercised on every machine.
+# trainer, the recipes): marker `trains`.
 TRAINING_TEST_MODULES = (
     'test_layers', 'test_training', 'test_failures', 'test_inference', 'test_segsort_losses',
     'test_bashscripts_voc12', 'test_bashscripts_camvid', 'test_demo',
     'test_benchmark_speed', 'test_benchmark_input_pipeline',
     'test_fast_paths')
 
+# Modules whose code paths or numerics depend on TensorFlow's CPU kernels
+# (oneDNN on or off): the dilated-conv path choice and its gradients, the
+# backbone against TF-Slim's outputs, training through the towers, the
+# SegSort losses and k-means, the batched paths whose exactness depends on
+# the kernels' batch invariance. Marker `onednn`: CI runs the whole suite
+# with oneDNN off and these once more with it on (.ci/run); the rest is
+# kernel-independent glue (files, flags, recipes, guards) that the first
+# pass covers. Before a release, run the whole suite both ways.
+ONEDNN_TEST_MODULES = (
+    'test_layers', 'test_resnet', 'test_training', 'test_segsort_losses',
+    'test_fast_paths')
+
 
 def pytest_collection_modifyitems(config, items):
   del config
   for item in items:
-    if item.module.__name__.rsplit('.', 1)[-1] in TRAINING_TEST_MODULES:
+    module = item.module.__name__.rsplit('.', 1)[-1]
+    if module in TRAINING_TEST_MODULES:
       item.add_marker(pytest.mark.trains)
+    if module in ONEDNN_TEST_MODULES:
+      item.add_marker(pytest.mark.onednn)
