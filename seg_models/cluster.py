@@ -325,11 +325,14 @@ def describe_failure(cluster, error, snapshot_dir):
   who = (', '.join(str(t) for t in gone) + ' is unreachable' if gone else
          'a task did not answer (%s)' % type(error).__name__)
   last = tf.train.latest_checkpoint(snapshot_dir)
+  lines = [line.strip() for line in
+           (getattr(error, 'message', None) or str(error)).splitlines()]
+  detail = [line for line in lines if line and not line.endswith(':')]
   return ClusterError(
       'Training stopped: %s. The last checkpoint is %s; start the job again '
       'to resume from it. (%s)' % (
           who, last or 'none (training starts over)',
-          (getattr(error, 'message', None) or str(error)).splitlines()[0]))
+          detail[0] if detail else type(error).__name__))
 
 
 def run_config(timeout_seconds, tasks=None):
@@ -357,7 +360,8 @@ def release_workers(cluster, server, timeout=10.0):
   """Tells every serving task that training is over (best effort: a task
   that is gone is skipped)."""
   for task in cluster.tasks:
-    if task == cluster.this_task:
+    # A task that is gone would make the session wait for it.
+    if task == cluster.this_task or not is_reachable(task.address):
       continue
     graph = tf.Graph()
     with graph.as_default():
