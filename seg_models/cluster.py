@@ -281,6 +281,19 @@ def start_server(cluster, config):
         task, getattr(e, 'message', None) or e))
 
 
+def free_localhost_ports(num):
+  """num TCP ports free on localhost now (for tests, benchmarks, smoke
+  runs on one machine)."""
+  sockets = [socket.socket() for _ in range(num)]
+  try:
+    for s in sockets:
+      s.bind(('localhost', 0))
+    return [s.getsockname()[1] for s in sockets]
+  finally:
+    for s in sockets:
+      s.close()
+
+
 def is_reachable(address, timeout=PROBE_SECONDS):
   """Whether something accepts TCP connections at host:port."""
   host, port = address.rsplit(':', 1)

@@ -5,7 +5,6 @@ test session ends, so every chief takes a fresh port); every other task is a
 real process running the training script, as on another machine.
 """
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,16 +21,6 @@ SCRIPT = os.path.join(ROOT, 'pyscripts', 'train', 'train_segsort.py')
 # A tiny network at 32x32: the test is about placement, not the model.
 SETTING = dict(backbone='resnet_v1_50', input_size='32,32', batch_size=2,
                num_steps=2, save_pred_every=1, update_tb_every=100)
-
-
-def _free_ports(n):
-  sockets = [socket.socket() for _ in range(n)]
-  for s in sockets:
-    s.bind(('localhost', 0))
-  ports = [s.getsockname()[1] for s in sockets]
-  for s in sockets:
-    s.close()
-  return ports
 
 
 def _spec(ports):
@@ -77,7 +66,7 @@ def test_two_worker_processes_equal_two_towers_and_resume_after_a_death(
   reference = tiny_data.read_checkpoint(out['checkpoint'])
 
   snap = str(tmp_path / 'cluster')
-  ports = _free_ports(2)
+  ports = cluster_lib.free_localhost_ports(2)
   log1 = str(tmp_path / 'worker1.log')
   worker = _start_task(tiny_dataset, snap, _spec(ports), 1, log1)
   cluster = cluster_lib.parse_cluster_flags(_spec(ports), '', 0)
@@ -101,7 +90,7 @@ def test_two_worker_processes_equal_two_towers_and_resume_after_a_death(
   assert got[0] == pytest.approx(losses[0], abs=1e-4)
 
   # The job again, on fresh ports (this process's first server keeps its).
-  ports = _free_ports(2)
+  ports = cluster_lib.free_localhost_ports(2)
   worker = _start_task(tiny_dataset, snap, _spec(ports), 1, log1)
   resumed = []
   out = trainer.train(_chief_opts(tiny_dataset, snap), trainer.LOSS_SEGSORT,
@@ -120,7 +109,7 @@ def test_two_worker_processes_equal_two_towers_and_resume_after_a_death(
 def test_missing_worker_ends_the_chief_naming_it(tiny_dataset, tmp_path):
   """The chief script stops in bounded time, in one line, when a worker
   never comes up."""
-  ports = _free_ports(2)
+  ports = cluster_lib.free_localhost_ports(2)
   argv = tiny_data.train_args(tiny_dataset, str(tmp_path / 'snap'),
                               **SETTING)
   start = time.time()

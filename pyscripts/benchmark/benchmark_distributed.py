@@ -24,7 +24,6 @@ folder first.
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ import numpy as np  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
 
 from pyscripts import script_glue  # noqa: E402
+from seg_models import cluster as cluster_lib  # noqa: E402
 from utils import atomic_io  # noqa: E402
 from utils import errors  # noqa: E402
 
@@ -93,16 +93,6 @@ def _train_argv(args, snapshot_dir):
           str(args.steps + args.warmup + 1), '--learning_rate', '1e-3']
 
 
-def _free_ports(n):
-  sockets = [socket.socket() for _ in range(n)]
-  for s in sockets:
-    s.bind(('localhost', 0))
-  ports = [s.getsockname()[1] for s in sockets]
-  for s in sockets:
-    s.close()
-  return ports
-
-
 def cross_task_bytes(run_metadata):
   """Bytes the traced step sent between tasks (see the module docstring).
 
@@ -142,7 +132,6 @@ def cross_task_bytes(run_metadata):
 
 def run_chief(args):
   """The chief of one cluster: times the steps, traces one, writes JSON."""
-  from seg_models import cluster as cluster_lib  # pylint: disable=g-import-not-at-top
   from seg_models import trainer
   from pyscripts.train import train_segsort
   cluster = cluster_lib.parse_cluster_flags(args.chief_cluster_spec, '', 0)
@@ -190,7 +179,8 @@ def run_chief(args):
 
 def run_cluster(args, num_workers, work_dir):
   """Starts num_workers processes; returns the chief's results."""
-  spec = ','.join('localhost:%d' % p for p in _free_ports(num_workers))
+  spec = ','.join('localhost:%d' % p
+                  for p in cluster_lib.free_localhost_ports(num_workers))
   snapshot_dir = os.path.join(work_dir, 'serving_%d' % num_workers)
   workers = [subprocess.Popen(
       [sys.executable, TRAIN_SCRIPT] + _train_argv(args, snapshot_dir) +
