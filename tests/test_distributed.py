@@ -123,3 +123,40 @@ def test_missing_worker_ends_the_chief_naming_it(tiny_dataset, tmp_path):
   assert ('error: No answer from /job:worker/task:1 (localhost:%d) within '
           '2 s' % ports[1]) in result.stderr
   assert time.time() - start < 90
+
+
+MULTINODE = os.path.join(ROOT, 'bashscripts', 'voc12',
+                         'train_segsort_multinode.sh')
+
+
+def _run_multinode(tmp_path, **env):
+  environ = {k: v for k, v in os.environ.items()
+             if k not in ('TF_CONFIG', 'HOSTS', 'TASK_INDEX',
+                          'SLURM_JOB_NODELIST', 'SLURM_PROCID')}
+  environ.update(env)
+  return subprocess.run(['bash', MULTINODE], capture_output=True, text=True,
+                        timeout=900, env=environ, cwd=str(tmp_path))
+
+
+def test_multinode_recipe_without_a_cluster_says_how_to_give_one(tmp_path):
+  result = _run_multinode(tmp_path, PYTHON='/bin/false')
+  assert result.returncode == 1
+  assert 'no cluster: set TF_CONFIG, or HOSTS and TASK_INDEX' in (
+      result.stderr)
+
+
+@pytest.mark.slow
+def test_multinode_recipe_smoke_trains_both_stages(tmp_path):
+  """SMOKE=1: both stages on 2 worker processes, then the chief's steps."""
+  smoke = tmp_path / 'smoke'
+  result = _run_multinode(tmp_path, SMOKE='1', SMOKE_DIR=str(smoke),
+                          PYTHON=sys.executable)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.count('the chief is done') == 2
+  stages = list((smoke / 'snapshots').glob('voc12/segsort/*/stage*'))
+  assert sorted(p.name for p in stages) == ['stage1', 'stage2']
+  for stage in stages:
+    assert (stage / 'model.ckpt-2.index').exists()
+    assert 'cluster_spec: localhost:' in (stage / 'config').read_text()
+  assert list((smoke / 'snapshots').glob(
+      'voc12/segsort/*/stage2/results/val_msc/gray/*.png'))
