@@ -108,6 +108,8 @@ def cross_task_bytes(run_metadata):
     for node in dev.node_stats:
       for out in node.output:
         desc = out.tensor_description
+        if not desc.dtype:  # DT_INVALID: no description recorded.
+          continue
         dims = [d.size for d in desc.shape.dim]
         size = int(np.prod(dims)) * tf.as_dtype(desc.dtype).size
         sizes[(task(dev.device), node.node_name, out.slot)] = size
