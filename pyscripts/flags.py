@@ -227,7 +227,38 @@ def add_training_flags(parser, num_gpu=1, learning_rate=1e-3):
                      help='Whether to not restore classifier layers.')
   group.add_argument('--num_gpu', type=_positive_int, default=num_gpu,
                      help='Number of towers (GPUs; CPU devices when no GPU '
-                          'is present).')
+                          'is present); on each task of a cluster.')
+  add_cluster_flags(parser)
+  return group
+
+
+def add_cluster_flags(parser):
+  """Training across machines (new here; seg_models/cluster.py)."""
+  group = parser.add_argument_group(
+      'cluster', 'Training across machines (new here). Without these flags '
+      'the cluster comes from the TF_CONFIG environment variable; without '
+      'either, training runs in this process. Every task runs the same '
+      'command; the chief (task 0 of the worker job, or the chief job) '
+      'trains with --num_gpu towers on every task and alone writes '
+      '--snapshot_dir; --batch_size is the batch of all towers together.')
+  group.add_argument('--cluster_spec', type=str, default='',
+                     help='The cluster: a JSON object such as {"worker": '
+                          '["host0:2222", "host1:2222"]} or a comma-'
+                          'separated host:port list of the worker job.')
+  group.add_argument('--job_name', type=str, default='',
+                     help='This task\'s job (worker or chief; default '
+                          'worker).')
+  group.add_argument('--task_index', type=int, default=None,
+                     help='This task\'s index in its job.')
+  group.add_argument('--cluster_wait_seconds', type=_positive_float,
+                     default=120.0,
+                     help='How long the chief waits for the other tasks to '
+                          'come up (and a task for the chief) before it '
+                          'stops with an error naming them.')
+  group.add_argument('--run_timeout_seconds', type=float, default=600.0,
+                     help='With a cluster, a session call (one micro-batch) '
+                          'that takes longer fails (a task hung); 0: no '
+                          'limit.')
   return group
 
 

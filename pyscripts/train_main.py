@@ -1,5 +1,6 @@
 """What every training script does after parsing its flags."""
 from pyscripts import script_glue
+from seg_models import cluster as cluster_lib
 from seg_models import trainer
 
 
@@ -18,7 +19,14 @@ def run(args, loss_type, **overrides):
 
 
 def train(args, loss_type, **overrides):
-  """trainer.train with the options of the parsed flags."""
+  """trainer.train with the options of the parsed flags.
+
+  In a cluster (--cluster_spec or TF_CONFIG) the chief trains and the other
+  tasks serve it (trainer.serve).
+  """
   opts = script_glue.options_from_args(trainer.TrainOptions, args,
                                        **overrides)
-  return trainer.train(opts, loss_type, config_args=args)
+  cluster = cluster_lib.from_args(args)
+  if cluster is not None and not cluster.is_chief:
+    return trainer.serve(opts, cluster)
+  return trainer.train(opts, loss_type, config_args=args, cluster=cluster)

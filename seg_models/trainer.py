@@ -29,6 +29,7 @@ on every conv weight, restore from --restore_from (skipping the head with
   virtual CPU devices when there is no GPU) that share variables; batch norm
   is synchronised across them; the loss sees the whole batch.
 """
+import contextlib
 import dataclasses
 import math
 import signal
@@ -42,6 +43,7 @@ from tqdm import tqdm
 from network.multigpu import towers
 from network.segsort import vis_utils
 from seg_models import checkpoints
+from seg_models import cluster as cluster_lib
 from seg_models import image_reader
 from seg_models import losses
 from seg_models import models
@@ -109,6 +111,8 @@ class TrainOptions:
   snapshot_dir: str = ''
   not_restore_classifier: bool = False
   num_gpu: int = 1
+  cluster_wait_seconds: float = 120.0
+  run_timeout_seconds: float = 600.0
   xla: bool = False
   show_progress: bool = True
 
@@ -211,7 +215,7 @@ class TrainGraph:
   cpu_towers: bool
 
 
-def _check_options(opts, loss_type):
+def _check_options(opts, loss_type, cluster=None):
   get_loss(loss_type)
   if not opts.is_training:
     raise TrainingError('Nothing to train without --is_training (the '
@@ -221,6 +225,13 @@ def _check_options(opts, loss_type):
   if opts.batch_size % opts.num_gpu:
     raise TrainingError('--batch_size %d is not a multiple of --num_gpu %d.'
                         % (opts.batch_size, opts.num_gpu))
+  if cluster is not None and opts.batch_size % (opts.num_gpu *
+                                                cluster.num_tasks):
+    raise TrainingError(
+        '--batch_size %d is not a multiple of the %d towers (--num_gpu %d '
+        'on each of the %d tasks of the cluster).' % (
+            opts.batch_size, opts.num_gpu * cluster.num_tasks, opts.num_gpu,
+            cluster.num_tasks))
   if opts.num_banks < 0:
     raise TrainingError('--num_banks must be >= 0, got %d.' % opts.num_banks)
 
@@ -233,13 +244,15 @@ def _add_inputs(opts, loss_type, start_step):
     return tf.data.make_one_shot_iterator(dataset).get_next()
 
 
-def _add_towers(opts, images, depth):
-  """The network on images, the batch split over opts.num_gpu towers.
+def _add_towers(opts, images, depth, cluster=None):
+  """The network on images, the batch split over opts.num_gpu towers (on
+  every task of the cluster when there is one).
 
   Args:
     opts: TrainOptions.
     images: [B, H, W, 3] float32.
     depth: The output's channels.
+    cluster: a cluster_lib.Cluster, or None for this process only.
 
   Returns:
     (output [B, h, w, depth], the tower devices ([None] for one tower),
@@ -249,17 +262,22 @@ def _add_towers(opts, images, depth):
                                  opts.width_multiplier, opts.backbone_variant,
                                  opts.bn_decay)
   variables_before = set(tf.global_variables())
-  if opts.num_gpu > 1:
+  if cluster is not None:
+    devices = cluster_lib.tower_devices(cluster, opts.num_gpu)
+  elif opts.num_gpu > 1:
     devices = towers.get_tower_devices(opts.num_gpu)
+  else:
+    devices = [None]
+  if len(devices) > 1:
     parts = towers.split_batch({image_reader.IMAGE: images}, devices)
     tower_outputs = model_fn([p[image_reader.IMAGE] for p in parts], depth,
                              opts.is_training, opts.use_global_status)
     with tf.device(devices[0]):
       output = tf.concat(tower_outputs, axis=0)
   else:
-    devices = [None]
-    output = model_fn(images, depth, opts.is_training,
-                      opts.use_global_status)
+    with tf.device(devices[0]):
+      output = model_fn(images, depth, opts.is_training,
+                        opts.use_global_status)
   model_variables = [v for v in tf.global_variables()
                      if v not in variables_before]
   return output, devices, model_variables
@@ -384,7 +402,7 @@ def _add_summaries(g, loss):
     return tf.summary.merge(summaries)
 
 
-def build_train_graph(opts, loss_type, start_step=0):
+def build_train_graph(opts, loss_type, start_step=0, cluster=None):
   """Builds inputs, towers, loss, train ops and summaries into the graph.
 
   Args:
@@ -392,18 +410,20 @@ def build_train_graph(opts, loss_type, start_step=0):
     loss_type: one of LOSS_TYPES.
     start_step: the step training resumes at (the input pipeline skips the
       batches of the steps before it).
+    cluster: a cluster_lib.Cluster: the towers go to every task's devices
+      (the caller places the rest on the chief); None: this process.
 
   Returns:
     A TrainGraph.
   """
-  _check_options(opts, loss_type)
+  _check_options(opts, loss_type, cluster)
   loss = get_loss(loss_type)
   tf.set_random_seed(opts.random_seed)
   batch = _add_inputs(opts, loss_type, start_step)
   # Created before the loss: the memory banks draw their shuffle from it.
   global_step = tf.train.get_or_create_global_step()
   output, devices, model_variables = _add_towers(
-      opts, batch[image_reader.IMAGE], loss.get_output_depth(opts))
+      opts, batch[image_reader.IMAGE], loss.get_output_depth(opts), cluster)
   with tf.device(devices[0]), tf.name_scope('loss'):
     seg_loss, l2_loss = _add_loss(opts, loss, batch, output)
     total_loss = seg_loss + l2_loss
@@ -417,7 +437,8 @@ def build_train_graph(opts, loss_type, start_step=0):
       global_step=global_step, step_op=step_op, accumulate_op=accumulate_op,
       zero_op=zero_op, summary_op=None, model_variables=model_variables,
       num_devices=len(devices),
-      cpu_towers=opts.num_gpu > 1 and devices[0].startswith('/cpu'))
+      cpu_towers=len(devices) > 1 and devices[0] is not None and
+      tf.DeviceSpec.from_string(devices[0]).device_type == 'CPU')
   g.summary_op = _add_summaries(g, loss)
   return g
 
@@ -447,7 +468,28 @@ def _prepare_snapshot_dir(opts, config_args):
   return step, checkpoint
 
 
-def train(opts, loss_type, config_args=None, step_callback=None):
+def server_config(opts):
+  """The ConfigProto of this process's server in a cluster: --num_gpu
+  virtual CPU devices when the towers are CPUs."""
+  cpu = not cluster_lib.use_gpus(opts.num_gpu)
+  return towers.session_config(opts.num_gpu if cpu else 1)
+
+
+def serve(opts, cluster):
+  """What a task other than the chief runs: its server, until the chief is
+  done (cluster_lib.serve).
+
+  Returns:
+    {'task': this task's name}.
+  """
+  server = cluster_lib.start_server(cluster, server_config(opts))
+  cluster_lib.serve(cluster, server, opts.cluster_wait_seconds,
+                    log=tqdm.write)
+  return {'task': cluster.this_task.name}
+
+
+def train(opts, loss_type, config_args=None, step_callback=None,
+          cluster=None):
   """Trains to opts.num_steps, resuming from SNAPSHOT_DIR when possible.
 
   Only one run writes a snapshot folder (snapshot_folder.SnapshotLock). A
@@ -467,6 +509,10 @@ def train(opts, loss_type, config_args=None, step_callback=None):
       defaults to opts.
     step_callback: optional fn(step, loss) called after every update (a
       KeyboardInterrupt raised there is handled as Ctrl-C).
+    cluster: a cluster_lib.Cluster whose chief this process is: it starts
+      its server, waits for the other tasks (opts.cluster_wait_seconds),
+      places the towers on all of them and tells them when it is done.
+      None: this process only.
 
   Returns:
     A dict: {'step': last step, 'loss': last loss, 'checkpoint': path,
@@ -477,20 +523,41 @@ def train(opts, loss_type, config_args=None, step_callback=None):
     TrainingError, snapshot_folder.SnapshotFolderError,
     checkpoints.RestoreError, image_reader.DataListError: with a message
       for the user.
+    cluster_lib.ClusterError: a task of the cluster did not come up or
+      went away (naming it); the checkpoints written so far are kept.
   """
-  _check_options(opts, loss_type)
+  _check_options(opts, loss_type, cluster)
   snapshot_folder.check_folder(opts.snapshot_dir)
   with snapshot_folder.SnapshotLock(opts.snapshot_dir, log=tqdm.write):
     start_step, checkpoint = _prepare_snapshot_dir(opts, config_args)
-    return _train_locked(opts, loss_type, start_step, checkpoint,
-                         step_callback)
+    if cluster is None:
+      return _train_locked(opts, loss_type, start_step, checkpoint,
+                           step_callback)
+    server = cluster_lib.start_server(cluster, server_config(opts))
+    try:
+      cluster_lib.wait_for_tasks(cluster, opts.cluster_wait_seconds,
+                                 log=tqdm.write)
+      return _train_locked(opts, loss_type, start_step, checkpoint,
+                           step_callback, cluster, server)
+    except cluster_lib.TASK_FAILURES as e:
+      raise cluster_lib.describe_failure(cluster, e, opts.snapshot_dir)
+    finally:
+      cluster_lib.release_workers(cluster, server)
 
 
-def _train_locked(opts, loss_type, start_step, resume_from, step_callback):
-  """The training loop of train, with the folder locked."""
+def _train_locked(opts, loss_type, start_step, resume_from, step_callback,
+                  cluster=None, server=None):
+  """The training loop of train, with the folder locked.
+
+  With a cluster, every op the towers do not place goes to the chief (this
+  process) and the session runs on its server.
+  """
   graph = tf.Graph()
-  with graph.as_default():
-    g = build_train_graph(opts, loss_type, start_step=start_step)
+  with graph.as_default(), (
+      tf.device(cluster.chief.name) if cluster is not None else
+      contextlib.nullcontext()):
+    g = build_train_graph(opts, loss_type, start_step=start_step,
+                          cluster=cluster)
     saver = tf.train.Saver(var_list=tf.global_variables(), max_to_keep=10,
                            save_relative_paths=True)
     all_finite = tf.reduce_all(tf.stack(
@@ -499,8 +566,11 @@ def _train_locked(opts, loss_type, start_step, resume_from, step_callback):
     init_ops = [tf.global_variables_initializer(),
                 tf.local_variables_initializer()]
     writer = tf.summary.FileWriter(opts.snapshot_dir, graph=graph)
-    config = towers.session_config(g.num_devices if g.cpu_towers else 1,
-                                   xla=opts.xla)
+    config = towers.session_config(
+        g.num_devices if g.cpu_towers and cluster is None else 1,
+        xla=opts.xla)
+    if cluster is not None and opts.run_timeout_seconds:
+      config.operation_timeout_in_ms = int(1000 * opts.run_timeout_seconds)
     restorer = None
     if resume_from is None and opts.restore_from:
       restorer = checkpoints.get_restorer(
@@ -509,7 +579,8 @@ def _train_locked(opts, loss_type, start_step, resume_from, step_callback):
           head_scopes=models.get_extra_layer_scopes(opts.model))
     graph.finalize()
 
-  with tf.Session(graph=graph, config=config) as sess, \
+  target = server.target if server is not None else ''
+  with tf.Session(target, graph=graph, config=config) as sess, \
       run_guards.deferred_interrupts() as interrupt:
     sess.run(init_ops)
     if resume_from is not None:

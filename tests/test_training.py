@@ -20,30 +20,8 @@ get_options = script_glue.options_from_args
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _read_checkpoint(prefix):
-  reader = tf.train.load_checkpoint(prefix)
-  return {name: reader.get_tensor(name)
-          for name in reader.get_variable_to_shape_map()}
-
-
-def _assert_same_variables(a, b, atol, rtol=1e-4, slot_rtol=2e-2):
-  """Same names; values equal within atol + rtol * max |value| of each
-  variable.
-
-  The momentum slots hold the raw gradients of the step; those of the first
-  layers sum float rounding over the whole backward pass (summing over two
-  towers in another order moves conv1's by up to 0.3%), so they are compared
-  at slot_rtol (None: not compared). The updated weights (lr * gradient
-  away) stay within rtol.
-  """
-  assert sorted(a) == sorted(b)
-  for name in a:
-    scale = float(np.abs(a[name]).max()) if a[name].size else 0.0
-    tol = slot_rtol if name.endswith('/Momentum') else rtol
-    if tol is None:
-      continue
-    np.testing.assert_allclose(a[name], b[name], rtol=0,
-                               atol=atol + tol * scale, err_msg=name)
+_read_checkpoint = tiny_data.read_checkpoint
+_assert_same_variables = tiny_data.assert_same_variables
 
 
 def _write_damped_checkpoint(source, target):

@@ -9,6 +9,7 @@ tool.
 import os
 
 import numpy as np
+import tensorflow.compat.v1 as tf
 from PIL import Image
 
 from utils import synthetic_data
@@ -76,3 +77,30 @@ def train_args(data_dir, snapshot_dir, segsort=True, **overrides):
     elif value is not False and value is not None:
       argv.extend(['--' + key, str(value)])
   return argv
+
+
+def read_checkpoint(prefix):
+  """{variable name: value} of a checkpoint."""
+  reader = tf.train.load_checkpoint(prefix)
+  return {name: reader.get_tensor(name)
+          for name in reader.get_variable_to_shape_map()}
+
+
+def assert_same_variables(a, b, atol, rtol=1e-4, slot_rtol=2e-2):
+  """Same names; values equal within atol + rtol * max |value| of each
+  variable.
+
+  The momentum slots hold the raw gradients of the step; those of the first
+  layers sum float rounding over the whole backward pass (summing over two
+  towers in another order moves conv1's by up to 0.3%), so they are compared
+  at slot_rtol (None: not compared). The updated weights (lr * gradient
+  away) stay within rtol.
+  """
+  assert sorted(a) == sorted(b)
+  for name in a:
+    scale = float(np.abs(a[name]).max()) if a[name].size else 0.0
+    tol = slot_rtol if name.endswith('/Momentum') else rtol
+    if tol is None:
+      continue
+    np.testing.assert_allclose(a[name], b[name], rtol=0,
+                               atol=atol + tol * scale, err_msg=name)

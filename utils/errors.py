@@ -46,6 +46,11 @@ class RestoreError(SegSortError):
   """A checkpoint is absent or does not hold the requested variables."""
 
 
+class ClusterError(SegSortError):
+  """A cluster that is malformed (TF_CONFIG, --cluster_spec) or whose task
+  does not answer."""
+
+
 class BenchmarkError(SegSortError):
   """A benchmark that cannot run or whose worker failed."""
 
