@@ -46,6 +46,14 @@ class RestoreError(SegSortError):
   """A checkpoint is absent or does not hold the requested variables."""
 
 
+class ExportError(SegSortError):
+  """A SavedModel that cannot be written or loaded."""
+
+
+class PictureError(SegSortError):
+  """Options or files a picture cannot be made from."""
+
+
 class BenchmarkError(SegSortError):
   """A benchmark that cannot run or whose worker failed."""
 
