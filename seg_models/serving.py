@@ -400,14 +400,14 @@ def export_saved_model(options, prototypes, export_dir, prototype_dir='',
                   encoding='utf-8') as f:
           json.dump(metadata, f, indent=2, sort_keys=True)
           f.write('\n')
-        _replace_dir(staging, export_dir)
+        replace_dir(staging, export_dir)
       except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
   return metadata
 
 
-def _replace_dir(source, target):
+def replace_dir(source, target):
   """Renames the folder source to target, replacing an existing target.
 
   The old target is first renamed aside (one rename), then source takes

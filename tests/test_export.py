@@ -332,16 +332,31 @@ def test_list_images(tmp_path):
     segment_folder.list_images(str(empty))
 
 
-def test_replace_dir_swaps_whole_folders(tmp_path):
+def test_replace_dir_swaps_whole_folders(tmp_path, monkeypatch):
   target = tmp_path / 'export'
-  first = tmp_path / 'first'
-  first.mkdir()
-  (first / 'saved_model.pb').write_text('1')
-  serving._replace_dir(str(first), str(target))  # pylint: disable=protected-access
+
+  def folder(name, text):
+    path = tmp_path / name
+    path.mkdir()
+    (path / 'saved_model.pb').write_text(text)
+    return str(path)
+
+  serving.replace_dir(folder('first', '1'), str(target))
   assert (target / 'saved_model.pb').read_text() == '1'
-  second = tmp_path / 'second'
-  second.mkdir()
-  (second / 'saved_model.pb').write_text('2')
-  serving._replace_dir(str(second), str(target))  # pylint: disable=protected-access
+  serving.replace_dir(folder('second', '2'), str(target))
   assert (target / 'saved_model.pb').read_text() == '2'
   assert sorted(os.listdir(tmp_path)) == ['export']
+
+  # The new folder cannot take the name: the old one is put back.
+  real_rename = os.rename
+
+  def rename(source, destination):
+    if source.endswith('third'):
+      raise OSError('disk full')
+    real_rename(source, destination)
+
+  monkeypatch.setattr(os, 'rename', rename)
+  with pytest.raises(OSError, match='disk full'):
+    serving.replace_dir(folder('third', '3'), str(target))
+  assert (target / 'saved_model.pb').read_text() == '2'
+  assert sorted(os.listdir(tmp_path)) == ['export', 'third']
