@@ -31,6 +31,11 @@ def _int_pair(text):
   return values
 
 
+# Public name of the 'H,W' parser, for the scripts that declare their own
+# size flags (export_model.py).
+int_pair = _int_pair
+
+
 def _positive_int(text):
   value = int(text)
   if value <= 0:

@@ -14,7 +14,10 @@ A predictor builds one graph:
   through the sliding window (seg_models/sliding_window.py);
 - test-time clustering: vMF k-means of normalize(concat(embedding,
   location)) from the grid start, over the pixels inside the image only,
-  one prototype per cluster (eval_utils.extract_test_prototypes); for the
+  one prototype per cluster (eval_utils.extract_test_prototypes; single
+  scale, segment_image normalises the sliding-window sum in the graph and
+  votes, the very function the exported SavedModel runs,
+  seg_models/serving.py); for the
   annotated set, extract_trained_prototypes and the cluster map its
   prototypes came from (seg_models/prototype_sets.py);
 - the kNN search of the cluster prototypes in the training prototype bank
@@ -120,6 +123,39 @@ class PredictorOptions:
   xla: bool = False
 
 
+def build_network(options, windows, num_outputs, reuse=False):
+  """The network on a batch of windows, upsampled to the window size.
+
+  Inference mode: batch norm uses its moving statistics. Called a second
+  time with reuse=True (e.g. inside a tf.while_loop, where no variable can
+  be created), it shares the first call's variables.
+
+  Args:
+    options: PredictorOptions (model, backbone, backbone_variant,
+      width_multiplier, input_size).
+    windows: float32 [n, win_h, win_w, 3] (mean subtracted).
+    num_outputs: channels (embedding_dim or num_classes).
+    reuse: reuse the variables of an earlier call.
+
+  Returns:
+    float32 [n, win_h, win_w, num_outputs].
+
+  Raises:
+    PredictorError for an unknown model or backbone.
+  """
+  try:
+    model_fn = models.get_model_fn(options.model, options.backbone,
+                                   options.width_multiplier,
+                                   options.backbone_variant)
+  except ValueError as e:
+    raise PredictorError(str(e)) from e
+  output = model_fn(windows, num_outputs, is_training=False,
+                    use_global_status=True, reuse=reuse)
+  return common.resize_bilinear(
+      output, list(sliding_window.check_size('--input_size',
+                                             options.input_size)))
+
+
 class Predictor(object):
   """The network on a batch of windows, in its own graph and session.
 
@@ -163,18 +199,9 @@ class Predictor(object):
       self._windows = tf.placeholder(
           tf.float32, [None] + list(self.window_size) + [3],
           name='crop_image_batch')
-      try:
-        model_fn = models.get_model_fn(options.model, options.backbone,
-                                       options.width_multiplier,
-                                       options.backbone_variant)
-      except ValueError as e:
-        raise PredictorError(str(e)) from e
-      # Inference mode: batch norm uses its moving statistics.
-      output = model_fn(self._windows, num_outputs, is_training=False,
-                        use_global_status=True)
+      self._window_outputs = build_network(options, self._windows,
+                                           num_outputs)
       model_variables = tf.global_variables()
-      self._window_outputs = common.resize_bilinear(
-          output, list(self.window_size))
       self._build()
       init_op = tf.global_variables_initializer()
     self.session = tf.Session(graph=self.graph,
@@ -341,6 +368,62 @@ class PrototypeBankSearch(object):
     return session.run(self._fetches, {self._queries: test_prototypes})
 
 
+def cluster_image(embedding, options):
+  """Test-time k-means of a whole image, in the graph.
+
+  vMF k-means of normalize(concat(embedding, location)) from the
+  num_clusters x num_clusters grid start (eval_utils.extract_test_prototypes),
+  one prototype per cluster.
+
+  Args:
+    embedding: float32 [H, W, D], unit embeddings.
+    options: PredictorOptions (num_clusters, kmeans_iterations).
+
+  Returns:
+    cluster_labels int32 [H, W] in [0, K); test_prototypes float32 [K, D].
+  """
+  cluster_labels, test_prototypes = eval_utils.extract_test_prototypes(
+      embedding[tf.newaxis], common_utils.cluster_grid(options.num_clusters),
+      options.kmeans_iterations)
+  return cluster_labels[0], test_prototypes
+
+
+def segment_image(embedding_sum, options, bank_search=None):
+  """Single-scale SegSort of one image, in the graph.
+
+  The image's summed sliding-window output is L2-normalised per pixel and
+  clustered (cluster_image); given a bank, every cluster takes the class
+  most of its k nearest training prototypes have (ties: lowest class).
+  SegSortPredictor.predict runs it on the sum computed in NumPy, the
+  exported SavedModel (seg_models/serving.py) on the sum computed in its own
+  graph.
+
+  Args:
+    embedding_sum: float32 [H, W, D], the sliding-window sum
+      (sliding_window.NORMALIZE_NONE).
+    options: PredictorOptions (num_clusters, kmeans_iterations).
+    bank_search: a PrototypeBankSearch, or None for the clustering only.
+
+  Returns:
+    A dict of tensors: 'embedding' [H, W, D] (unit), 'cluster_labels'
+    int32 [H, W] in [0, K), 'test_prototypes' [K, D]; with a bank also
+    'votes' [K, C], 'indices' and 'similarities' [K, k'] and 'labels'
+    int32 [H, W].
+  """
+  embedding = common_utils.normalize_embedding(embedding_sum)
+  cluster_labels, test_prototypes = cluster_image(embedding, options)
+  fetches = {'embedding': embedding, 'cluster_labels': cluster_labels,
+             'test_prototypes': test_prototypes}
+  if bank_search is not None:
+    knn = bank_search.get_k_nearest(test_prototypes)
+    fetches.update(
+        votes=knn.votes, indices=knn.indices, similarities=knn.similarities,
+        # argmax: ties go to the lowest class.
+        labels=tf.gather(tf.argmax(knn.votes, axis=1, output_type=tf.int32),
+                         cluster_labels))
+  return fetches
+
+
 SegSortPrediction = collections.namedtuple(
     'SegSortPrediction',
     ['labels', 'embedding', 'cluster_labels', 'test_prototypes',
@@ -403,9 +486,16 @@ class SegSortPredictor(Predictor):
     self._cluster_labels = cluster_labels[0]
     self._test_prototypes = test_prototypes
     self._build_extraction()
+    self._bank_search = None
     if self.prototypes is not None:
       self._build_knn()
       self._build_fused()
+    # Single scale: the image's sliding-window sum, normalised, clustered
+    # and (with a bank) voted, in one call (predict).
+    self._embedding_sum = tf.placeholder(tf.float32, [None, None, depth],
+                                         name='embedding_sum')
+    self._image_fetches = segment_image(self._embedding_sum, opts,
+                                        self._bank_search)
 
   def _build_extraction(self):
     """Prototypes of an annotated image, and the cluster of every pixel.
@@ -437,24 +527,13 @@ class SegSortPredictor(Predictor):
         self.options.knn_chunk_size)
 
   def _build_fused(self):
-    """The batched path's session calls.
+    """The batched multi-scale path's session call.
 
-    predict: k-means + kNN + labels of an image's embedding, one call.
     predict_multiscale: for a batch of windows, the network, the k-means of
     every window's part inside its view (valid size) and the kNN of all
     their prototypes at once: one call returning only cluster labels [n, h,
     w] (-1 outside the part) and votes [n, K, C].
     """
-    knn = self._bank_search.get_k_nearest(self._test_prototypes)
-    self._image_fetches = {
-        'cluster_labels': self._cluster_labels,
-        'test_prototypes': self._test_prototypes,
-        'votes': knn.votes, 'indices': knn.indices,
-        'similarities': knn.similarities,
-        # argmax: ties go to the lowest class.
-        'labels': tf.gather(tf.argmax(knn.votes, axis=1,
-                                      output_type=tf.int32),
-                            self._cluster_labels)}
     self._window_sizes = tf.placeholder(tf.int32, [None, 2],
                                         name='window_valid_sizes')
     window_size = list(self.window_size)
@@ -527,27 +606,37 @@ class SegSortPredictor(Predictor):
     Returns:
       int32 [H, W] class ids, or a SegSortPrediction.
     """
-    embedding = self.embed(image, sliding_window.NORMALIZE_L2, timings)
+    # The sum over windows; segment_image normalises it in the graph.
+    embedding_sum = self.embed(image, sliding_window.NORMALIZE_NONE,
+                               timings)
+    feed = {self._embedding_sum: embedding_sum}
+    names = ['cluster_labels', 'test_prototypes'] + (
+        ['embedding'] if details else [])
     if self.batched:
       if self.prototypes is None:
         raise PredictorError('no prototype bank loaded (--prototype_dir)')
+      names += ['labels', 'votes', 'indices', 'similarities']
       with _timed(timings, STAGE_FUSED):
-        out = self.session.run(self._image_fetches,
-                               {self._embedding: embedding})
-      labels, cluster_labels = out['labels'], out['cluster_labels']
-      test_prototypes = out['test_prototypes']
+        out = self.session.run({n: self._image_fetches[n] for n in names},
+                               feed)
+      labels = out['labels']
       knn = out
     else:
-      cluster_labels, test_prototypes = self.cluster(embedding, timings)
-      knn = self.search(test_prototypes, timings)
+      with _timed(timings, STAGE_KMEANS):
+        out = self.session.run({n: self._image_fetches[n] for n in names},
+                               feed)
+      knn = self.search(out['test_prototypes'], timings)
       with _timed(timings, STAGE_VOTES):
         # argmax returns the first maximum: ties go to the lowest class.
         cluster_classes = np.argmax(knn['votes'], axis=1).astype(np.int32)
-        labels = cluster_classes[cluster_labels]
+        labels = cluster_classes[out['cluster_labels']]
     if not details:
       return labels
+    cluster_labels = out['cluster_labels']
+    test_prototypes = out['test_prototypes']
     return SegSortPrediction(
-        labels=labels, embedding=embedding, cluster_labels=cluster_labels,
+        labels=labels, embedding=out['embedding'],
+        cluster_labels=cluster_labels,
         test_prototypes=test_prototypes, cluster_votes=knn['votes'],
         neighbor_indices=knn['indices'],
         neighbor_similarities=knn['similarities'])

@@ -77,7 +77,7 @@ TRAINING_TEST_MODULES = (
     'test_layers', 'test_training', 'test_failures', 'test_inference', 'test_segsort_losses',
     'test_bashscripts_voc12', 'test_bashscripts_camvid', 'test_demo',
     'test_benchmark_speed', 'test_benchmark_input_pipeline',
-    'test_fast_paths', 'test_distributed')
+    'test_fast_paths', 'test_distributed', 'test_export')
 
 # Modules whose code paths or numerics depend on TensorFlow's CPU kernels
 # (oneDNN on or off): the dilated-conv path choice and its gradients, the

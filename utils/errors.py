@@ -51,6 +51,14 @@ class ClusterError(SegSortError):
   does not answer."""
 
 
+class ExportError(SegSortError):
+  """A SavedModel that cannot be written or loaded."""
+
+
+class PictureError(SegSortError):
+  """Options or files a picture cannot be made from."""
+
+
 class BenchmarkError(SegSortError):
   """A benchmark that cannot run or whose worker failed."""
 
