@@ -270,9 +270,53 @@ def add_knn_flags(parser):
   return group
 
 
+# The attribute of the parsed flags that names those given on the command
+# line (get_explicit_flags); names starting with '_' are not written to
+# SNAPSHOT_DIR/config.
+EXPLICIT_ATTR = '_explicit_flags'
+
+
+def _get_explicit_dests(parser, argv):
+  """The dests of the flags argv gives (abbreviations and --f=v included).
+
+  argv is parsed again with every default suppressed: what the namespace
+  then holds was on the command line.
+  """
+  defaults = {}
+  for action in parser._actions:  # pylint: disable=protected-access
+    defaults[action] = action.default
+    action.default = argparse.SUPPRESS
+  try:
+    given, _ = parser.parse_known_args(argv)
+  finally:
+    for action, default in defaults.items():
+      action.default = default
+  return frozenset(vars(given))
+
+
+def get_explicit_flags(args):
+  """The dests of the flags given on the command line.
+
+  None for flags that were not parsed by parse() (e.g. a Namespace built by
+  hand): every value then counts as given.
+  """
+  return getattr(args, EXPLICIT_ATTR, None)
+
+
+def is_explicit(args, name):
+  """Whether flag `name` was given on the command line (see parse)."""
+  explicit = get_explicit_flags(args)
+  return explicit is None or name in explicit
+
+
 def parse(parser, argv=None):
-  """Parses argv and checks the paths every script needs."""
+  """Parses argv and checks the paths every script needs.
+
+  The result also records which flags argv gives (get_explicit_flags), so
+  that settings saved with a checkpoint can fill the others.
+  """
   args = parser.parse_args(argv)
+  setattr(args, EXPLICIT_ATTR, _get_explicit_dests(parser, argv))
   if getattr(args, 'data_list', None) is not None and not args.data_list:
     parser.error('--data_list is required')
   if getattr(args, 'xla', False):

@@ -9,6 +9,7 @@ import os
 import numpy as np
 from tqdm import tqdm
 
+from pyscripts import checkpoint_settings
 from pyscripts import script_glue
 from seg_models import image_reader
 from seg_models import predictor
@@ -80,6 +81,18 @@ def load_label(entry, num_classes, ignore_label):
         'not --ignore_label %d' % (entry.label, np.unique(label[bad])[:10]
                                    .tolist(), num_classes, ignore_label))
   return label
+
+
+def apply_checkpoint_settings(args, expected_output):
+  """Fills the model flags not given from --restore_from's model.json and
+  refuses a given one that contradicts it (pyscripts/checkpoint_settings).
+
+  Args:
+    args: parsed flags.
+    expected_output: 'embedding' (SegSort scripts) or 'logits' (softmax).
+  """
+  return checkpoint_settings.apply(args, args.restore_from, expected_output,
+                                   what='--restore_from', log=tqdm.write)
 
 
 def get_predictor_options(args, **overrides):

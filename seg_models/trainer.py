@@ -427,8 +427,27 @@ def _run_micro_batch(sess, fetches):
   return sess.run(fetches)
 
 
-def _prepare_snapshot_dir(opts, config_args):
-  """Checks the folder and the model flags; writes the config.
+def get_model_settings(opts, loss_type):
+  """What SNAPSHOT_DIR/model.json says of the model opts train.
+
+  See snapshot_folder.SETTINGS_NAME: the network's flags (and its output
+  depth, embedding_dim or num_classes), and the other settings a resumed
+  run must keep (num_classes when the loss reads labels, num_banks for the
+  supervised SegSort loss's memory banks).
+  """
+  loss = get_loss(loss_type)
+  training = []
+  if image_reader.LABEL in loss.channels:
+    training.append('num_classes')
+  if loss_type == LOSS_SEGSORT:
+    training.append('num_banks')
+  return snapshot_folder.get_model_settings(
+      dataclasses.asdict(opts), loss_type, loss.output,
+      losses.OUTPUT_DEPTH_OPTIONS[loss.output], training)
+
+
+def _prepare_snapshot_dir(opts, loss_type, config_args):
+  """Checks the folder and the model flags; writes config and model.json.
 
   Returns:
     (start step, checkpoint to resume from or None).
@@ -440,10 +459,13 @@ def _prepare_snapshot_dir(opts, config_args):
             config_args if config_args is not None else
             dataclasses.asdict(opts))
   if checkpoint is not None:
-    snapshot_folder.check_same_model(opts.snapshot_dir, values)
+    snapshot_folder.check_same_model(opts.snapshot_dir,
+                                     dataclasses.asdict(opts))
     if step != (checkpoints.list_checkpoints(opts.snapshot_dir)[0][0]):
       tqdm.write('Falling back to %s.' % checkpoint)
   config_snapshot.save_config(opts.snapshot_dir, values)
+  snapshot_folder.save_model_settings(opts.snapshot_dir,
+                                      get_model_settings(opts, loss_type))
   return step, checkpoint
 
 
@@ -481,7 +503,8 @@ def train(opts, loss_type, config_args=None, step_callback=None):
   _check_options(opts, loss_type)
   snapshot_folder.check_folder(opts.snapshot_dir)
   with snapshot_folder.SnapshotLock(opts.snapshot_dir, log=tqdm.write):
-    start_step, checkpoint = _prepare_snapshot_dir(opts, config_args)
+    start_step, checkpoint = _prepare_snapshot_dir(opts, loss_type,
+                                                     config_args)
     return _train_locked(opts, loss_type, start_step, checkpoint,
                          step_callback)
 

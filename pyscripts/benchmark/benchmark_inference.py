@@ -80,6 +80,8 @@ def benchmark(args):
                                    'subset of %s, got %r' % (MODES,
                                                              args.modes))
   scales = predictor.get_scales(args.scale_aug, args.scales)
+  if args.restore_from:
+    inference_main.apply_checkpoint_settings(args, 'embedding')
   entries = inference_main.get_entries(args)
   if args.max_images > 0:
     entries = entries[:args.max_images]

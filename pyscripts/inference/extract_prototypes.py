@@ -44,6 +44,7 @@ def extract(args):
   """Extracts and saves the prototypes; returns the PrototypeSet."""
   inference_main.reject_multiscale_flags(args, 'extract_prototypes.py')
   save_dir = inference_main.require_save_dir(args)
+  inference_main.apply_checkpoint_settings(args, 'embedding')
   entries = inference_main.get_entries(args, need_label=True)
   collector = prototype_sets.PrototypeCollector(
       args.embedding_dim, args.data_dir, args.data_list)

@@ -36,6 +36,7 @@ def get_arguments(argv=None):
 
 def infer(args):
   """Predicts and saves every image of the list; returns the names."""
+  inference_main.apply_checkpoint_settings(args, 'logits')
   multiscale = bool(args.scale_aug or args.scales or args.flip_aug)
   scales = predictor.get_scales(args.scale_aug, args.scales)
   opts = inference_main.get_predictor_options(args)

@@ -41,6 +41,7 @@ def get_arguments(argv=None):
 def infer(args):
   """Predicts and saves every image of the list; returns the names."""
   scales = predictor.get_scales(args.scale_aug, args.scales)
+  inference_main.apply_checkpoint_settings(args, 'embedding')
   prototypes = prototype_sets.load_prototypes(
       args.prototype_dir, args.embedding_dim, args.num_classes)
   opts = inference_main.get_predictor_options(args)

@@ -63,6 +63,7 @@ def visualize(args):
   """Writes the pictures; returns the paths of the retrieval pictures."""
   inference_main.reject_multiscale_flags(args, 'visualize_retrieval.py')
   save_dir = inference_main.require_save_dir(args)
+  inference_main.apply_checkpoint_settings(args, 'embedding')
   if args.num_segments < 0 or args.thumbnail_size < 8:
     raise predictor.PredictorError('--num_segments must be >= 0 and '
                                    '--thumbnail_size >= 8')
