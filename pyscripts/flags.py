@@ -221,6 +221,10 @@ def add_training_flags(parser, num_gpu=1, learning_rate=1e-3):
   group.add_argument('--update_tb_every', type=_positive_int, default=20,
                      help='Update TensorBoard summaries every this many '
                           'steps.')
+  group.add_argument('--log_every', type=_positive_int, default=20,
+                     help='Write step, loss, learning rate and steps/s to '
+                          'SNAPSHOT_DIR/train.log every this many steps '
+                          '(new here).')
   group.add_argument('--snapshot_dir', type=str, default='',
                      help='Where to save snapshots of the model.')
   group.add_argument('--not_restore_classifier', action='store_true',
