@@ -317,6 +317,37 @@ def add_training_flags(parser, num_gpu=1, learning_rate=1e-3):
   return group
 
 
+def add_validation_flags(parser, prototypes=True):
+  """Validation while training (new here; seg_models/validation.py).
+
+  prototypes: whether the model is scored by kNN over training prototypes
+  (SegSort; --val_train_images).
+  """
+  group = parser.add_argument_group(
+      'validation',
+      'With --val_data_list, every --val_every steps a checkpoint is written\n'
+      'and scored as the inference scripts would score it (SegSort: the\n'
+      'prototypes of the first --val_train_images training images + kNN;\n'
+      'softmax: argmax), single scale, window --input_size. The val mIoU\n'
+      'goes to TensorBoard and train.log, the best checkpoint to\n'
+      'SNAPSHOT_DIR/best/.')
+  group.add_argument('--val_data_list', type=str, default='',
+                     help='Validation list "IMAGE LABEL" (paths relative '
+                          'to --data_dir); empty: no validation.')
+  group.add_argument('--val_every', type=_positive_int, default=1000,
+                     help='Validate every this many steps (and at the '
+                          'end).')
+  group.add_argument('--val_max_images', type=_positive_int, default=100,
+                     help='Score the first this many images of the list '
+                          '(bounds the cost).')
+  if prototypes:
+    group.add_argument('--val_train_images', type=_positive_int,
+                       default=100,
+                       help='Prototypes of the first this many training '
+                            'images (bounds the cost).')
+  return group
+
+
 def add_inference_flags(parser, strides='320,320', multiscale=True,
                         colormap=True, overwrite=False):
   """The sliding window, outputs and views of an inference script.
@@ -486,4 +517,5 @@ def get_training_arguments(description, argv=None, segsort=True, num_gpu=1,
   if segsort:
     add_segsort_flags(parser, clustering=clustering)
   add_training_flags(parser, num_gpu=num_gpu, learning_rate=learning_rate)
+  add_validation_flags(parser, prototypes=segsort)
   return parse(parser, argv)

@@ -50,6 +50,7 @@ from seg_models import models
 from seg_models import run_guards
 from seg_models import snapshot_folder
 from seg_models import train_log
+from seg_models import validation
 from seg_models.models import common
 from utils import colormaps
 from utils import config_snapshot
@@ -110,6 +111,10 @@ class TrainOptions:
   save_every_minutes: float = 30.0
   update_tb_every: int = 20
   log_every: int = 20
+  val_data_list: str = ''
+  val_every: int = 1000
+  val_max_images: int = 100
+  val_train_images: int = 100
   snapshot_dir: str = ''
   not_restore_classifier: bool = False
   num_gpu: int = 1
@@ -485,7 +490,10 @@ def train(opts, loss_type, config_args=None, step_callback=None):
   The state is checked after every step: NaN or infinite values, or a loss
   run_guards.DIVERGENCE_FACTOR x its first value, stop the run before
   anything is saved. The run is logged to SNAPSHOT_DIR/train.log and
-  TensorBoard (seg_models/train_log.py).
+  TensorBoard (seg_models/train_log.py). With opts.val_data_list, every
+  opts.val_every steps a checkpoint is written and scored on the
+  validation images as inference scores it; the best goes to
+  SNAPSHOT_DIR/best/ (seg_models/validation.py).
 
   Args:
     opts: TrainOptions.
@@ -506,6 +514,9 @@ def train(opts, loss_type, config_args=None, step_callback=None):
       for the user.
   """
   _check_options(opts, loss_type)
+  # A bad validation list stops the run before anything is built.
+  val_data = (validation.get_validation_data(opts, get_loss(loss_type).output)
+              if opts.val_data_list else None)
   snapshot_folder.check_folder(opts.snapshot_dir)
   with snapshot_folder.SnapshotLock(opts.snapshot_dir, log=tqdm.write), \
       train_log.text_log(opts.snapshot_dir) as log:
@@ -517,7 +528,7 @@ def train(opts, loss_type, config_args=None, step_callback=None):
           opts, loss_type, config_args, log)
       train_log.log_config(log, values)
       return _train_locked(opts, loss_type, start_step, checkpoint,
-                           step_callback, log)
+                           step_callback, log, val_data)
     except errors.SegSortError as e:
       log.error('%s', e, extra={'console': False})
       raise
@@ -529,7 +540,7 @@ def train(opts, loss_type, config_args=None, step_callback=None):
 
 
 def _train_locked(opts, loss_type, start_step, resume_from, step_callback,
-                  log):
+                  log, val_data=None):
   """The training loop of train, with the folder locked."""
   graph = tf.Graph()
   with graph.as_default():
@@ -552,6 +563,13 @@ def _train_locked(opts, loss_type, start_step, resume_from, step_callback,
     graph.finalize()
   if g.cpu_towers:
     log.warning(towers.describe_cpu_towers(opts.num_gpu))
+  if val_data is not None:
+    log.info('Validation every %d steps: %d image(s) of %s%s; the best '
+             'checkpoint goes to %s.', opts.val_every,
+             len(val_data.val_entries), opts.val_data_list,
+             ', prototypes of %d training image(s)' %
+             len(val_data.train_entries) if val_data.train_entries else '',
+             os.path.join(opts.snapshot_dir, validation.BEST_SUBDIR))
   events = train_log.EventLog(opts.snapshot_dir, graph, start_step)
 
   with tf.Session(graph=graph, config=config) as sess, \
@@ -576,6 +594,37 @@ def _train_locked(opts, loss_type, start_step, resume_from, step_callback,
     log_speed = train_log.SpeedMeter(step, images_per_step, time.time)
     pbar = tqdm(total=opts.num_steps, initial=step, desc='train',
                 disable=not opts.show_progress, dynamic_ncols=True)
+
+    best = validation.read_best(opts.snapshot_dir)
+    last_validation_end = time.time()
+
+    def validate(step, checkpoint):
+      nonlocal best, last_validation_end
+      result = validation.validate(opts, checkpoint,
+                                   get_loss(loss_type).output, val_data)
+      share = result['seconds'] / max(time.time() - last_validation_end,
+                                      1e-9)
+      last_validation_end = time.time()
+      miou = result['miou'] if result['miou'] is not None else float('nan')
+      accuracy = (result['pixel_accuracy']
+                  if result['pixel_accuracy'] is not None else float('nan'))
+      events.add_scalars({'val/miou': miou, 'val/pixel_accuracy': accuracy,
+                          'val/seconds': result['seconds']}, step)
+      events.flush()
+      if validation.is_better(result, best):
+        path = validation.keep_best(opts.snapshot_dir, checkpoint, step,
+                                    result, opts.val_data_list)
+        best = dict(result, step=step)
+        note = 'new best, kept as %s' % path
+      else:
+        note = 'best %.2f%% at step %s' % (best['miou'], best['step'])
+      log.info('Validation at step %d: mIoU %.2f%%, pixel accuracy %.2f%% '
+               '(%d images%s) in %.1f s (%.0f%% of the time since the last '
+               'validation); %s.', step, miou, accuracy,
+               result['num_images'],
+               ', %d prototypes' % result['num_prototypes']
+               if 'num_prototypes' in result else '', result['seconds'],
+               100.0 * share, note)
 
     def save(step):
       nonlocal last_good, last_save_time
@@ -637,6 +686,14 @@ def _train_locked(opts, loss_type, start_step, resume_from, step_callback,
             timed):
           last['checkpoint'] = save(step)
           # Saving is not training: the speed is measured without it.
+          tb_speed.restart(step)
+          log_speed.restart(step)
+        if val_data is not None and (step % opts.val_every == 0 or
+                                     step == opts.num_steps):
+          if last['checkpoint'] is None or not last['checkpoint'].endswith(
+              '-%d' % step):
+            last['checkpoint'] = save(step)
+          validate(step, last['checkpoint'])
           tb_speed.restart(step)
           log_speed.restart(step)
         if step_callback is not None:
