@@ -172,10 +172,12 @@ def text_log(snapshot_dir, console=True):
 
 
 def log_config(logger, values):
-  """One `config: name = value` line per setting, sorted."""
+  """One `config: name = value` line per setting, sorted (train.log only:
+  the console has the command line)."""
   for name in sorted(values):
     if not name.startswith('_'):
-      logger.info('config: %s = %s', name, values[name])
+      logger.info('config: %s = %s', name, values[name],
+                  extra={'console': False})
 
 
 class SpeedMeter(object):
