@@ -6,6 +6,7 @@ new here (--model, --backbone, --backbone_variant, --width_multiplier,
 """
 import argparse
 import os
+import sys
 
 
 from network.multigpu import towers
@@ -104,27 +105,76 @@ def add_hidden_alias(group, alias, dest, **kwargs):
                      help=argparse.SUPPRESS, **kwargs)
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter,
+                    argparse.ArgumentDefaultsHelpFormatter):
+  """--help with the description as written (its paragraphs and example
+  commands keep their lines) and every flag's default."""
+
+
 def get_parser(description):
-  return argparse.ArgumentParser(
-      description=description,
-      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  return argparse.ArgumentParser(description=description,
+                                 formatter_class=HelpFormatter)
 
 
-def add_data_flags(parser, input_size='336,336', batch_size=1):
+# The parser attribute naming the flags a script accepts but ignores
+# (add_ignored_flags).
+_IGNORED_ATTR = '_segsort_ignored_flags'
+
+
+def add_ignored_flags(parser, reason, **flags):
+  """Flags a script accepts but does not use: absent from --help; given,
+  they print a note (parse).
+
+  Args:
+    parser: the script's parser.
+    reason: why they are accepted (e.g. "the original release's script
+      had it").
+    **flags: {name: add_argument kwargs (type/action/default)}.
+  """
+  ignored = getattr(parser, _IGNORED_ATTR, {})
+  for name, kwargs in flags.items():
+    parser.add_argument('--' + name, help=argparse.SUPPRESS, **kwargs)
+    ignored[name] = reason
+  setattr(parser, _IGNORED_ATTR, ignored)
+
+
+def add_hidden_flags(parser, **flags):
+  """Flags absent from --help that the script refuses itself (e.g. the
+  multi-scale flags of a single-scale script, with a message pointing to
+  the right script)."""
+  for name, kwargs in flags.items():
+    parser.add_argument('--' + name, help=argparse.SUPPRESS, **kwargs)
+
+
+def add_data_flags(parser, input_size='336,336', batch_size=1,
+                   training=True, ignore_label=True):
+  """--data_dir, --data_list, --input_size (+ --batch_size, --random_seed
+  with training; --ignore_label if the script reads labels)."""
   group = parser.add_argument_group('data')
-  group.add_argument('--batch_size', type=_positive_int, default=batch_size,
-                     help='Number of images in a batch.')
+  if training:
+    group.add_argument('--batch_size', type=_positive_int,
+                       default=batch_size,
+                       help='Number of images in a batch.')
   group.add_argument('--data_dir', type=str, default='',
                      help='/path/to/dataset/ (list paths are relative to it).')
   group.add_argument('--data_list', type=str, default='',
                      help='/path/to/datalist/file.')
-  group.add_argument('--ignore_label', type=int, default=255,
-                     help='The index of the label to ignore.')
+  if ignore_label:
+    group.add_argument('--ignore_label', type=int, default=255,
+                       help='The index of the label to ignore.')
+  else:
+    add_ignored_flags(parser, ORIGINAL_FLAG,
+                      ignore_label=dict(type=int, default=255))
   group.add_argument('--input_size', type=_int_pair, default=input_size,
                      help='Comma-separated H,W of the network input.')
-  group.add_argument('--random_seed', type=int, default=1234,
-                     help='Random seed for reproducible results.')
+  if training:
+    group.add_argument('--random_seed', type=int, default=1234,
+                       help='Random seed for reproducible results.')
   return group
+
+
+# Why a script accepts a flag it ignores.
+ORIGINAL_FLAG = "the original release's script had it"
 
 
 def add_image_list_flags(parser, contour_dir_help, contour_dir_required):
@@ -138,13 +188,24 @@ def add_image_list_flags(parser, contour_dir_help, contour_dir_required):
                       help=contour_dir_help)
 
 
-def add_model_flags(parser):
-  """Model choice; --model/--backbone/--width_multiplier are new here."""
+def add_model_flags(parser, training=True):
+  """Model choice; --model/--backbone/--width_multiplier are new here.
+
+  Without training: no --bn_decay, --is_training, --use_global_status
+  (inference always runs the network in inference mode). The model flags a
+  script is not given are read from the checkpoint's model.json
+  (pyscripts/checkpoint_settings.py).
+  """
   # Imported here, not at the top: seg_models switches TensorFlow to graph
   # mode, and the tools that share the other flag groups (make_contours.py
   # runs HED eagerly) must not import it.
   from seg_models import models  # pylint: disable=import-outside-toplevel
-  group = parser.add_argument_group('model')
+  group = parser.add_argument_group(
+      'model', None if training else
+      'Not given, --model, --backbone, --backbone_variant,\n'
+      '--width_multiplier, --num_classes and --embedding_dim come from the\n'
+      'model.json beside the checkpoint (written by training); given, they\n'
+      'must agree with it.')
   group.add_argument('--model', type=str, default='pspnet',
                      choices=list(models.MODELS),
                      help='Head on the backbone (new here).')
@@ -160,18 +221,21 @@ def add_model_flags(parser):
   group.add_argument('--width_multiplier', type=_positive_float, default=1.0,
                      help='Scales every conv width (new here; <1 for small '
                           'CPU models, variable names unchanged).')
-  group.add_argument('--bn_decay', type=float, default=None,
-                     help='Batch-norm moving-average decay of backbone and '
-                          'head (new here; default: the original 0.9997 / '
-                          '0.99, which need tens of thousands of steps to '
-                          'settle; short CPU runs use e.g. 0.99).')
+  if training:
+    group.add_argument('--bn_decay', type=float, default=None,
+                       help='Batch-norm moving-average decay of backbone '
+                            'and head (new here; default: the original '
+                            '0.9997 / 0.99, which need tens of thousands of '
+                            'steps to settle; short CPU runs use e.g. '
+                            '0.99).')
   group.add_argument('--num_classes', type=int, default=21,
                      help='Number of classes to predict.')
-  group.add_argument('--is_training', action='store_true',
-                     help='Whether to updates weights.')
-  group.add_argument('--use_global_status', action='store_true',
-                     help='Use the moving mean and variance in batch norm '
-                          'instead of batch statistics.')
+  if training:
+    group.add_argument('--is_training', action='store_true',
+                       help='Whether to updates weights.')
+    group.add_argument('--use_global_status', action='store_true',
+                       help='Use the moving mean and variance in batch norm '
+                            'instead of batch statistics.')
   group.add_argument('--restore_from', type=str, default='',
                      help='Checkpoint (file prefix or folder) to restore '
                           'model parameters from.')
@@ -182,18 +246,36 @@ def add_model_flags(parser):
   return group
 
 
-def add_segsort_flags(parser):
+def add_segsort_flags(parser, training=True, clustering=True):
+  """--embedding_dim; --concentration and (with clustering) --num_banks
+  for training; --num_clusters and --kmeans_iterations with clustering.
+
+  Unsupervised training (clustering=False) takes its segments from the
+  oversegmentation masks: it accepts the k-means and memory-bank flags (the
+  recipes share them) but ignores them.
+  """
   group = parser.add_argument_group('segsort')
   group.add_argument('--embedding_dim', type=_positive_int, default=32,
                      help='Dimension of the feature embeddings.')
-  group.add_argument('--concentration', type=_positive_float, default=10.0,
-                     help='Concentration of the vMF distribution.')
-  group.add_argument('--num_clusters', type=_positive_int, default=5,
-                     help='Number of kmeans clusters along each axis.')
-  group.add_argument('--kmeans_iterations', type=_positive_int, default=10,
-                     help='Number of kmeans iterations.')
-  group.add_argument('--num_banks', type=int, default=2,
-                     help='Number of memory banks for prototypes.')
+  if training:
+    group.add_argument('--concentration', type=_positive_float,
+                       default=10.0,
+                       help='Concentration of the vMF distribution.')
+  clustering_flags = dict(
+      num_clusters=dict(type=_positive_int, default=5,
+                        help='Number of kmeans clusters along each axis.'),
+      kmeans_iterations=dict(type=_positive_int, default=10,
+                             help='Number of kmeans iterations.'))
+  if training:
+    clustering_flags['num_banks'] = dict(
+        type=int, default=2, help='Number of memory banks for prototypes.')
+  for name, kwargs in clustering_flags.items():
+    if clustering:
+      group.add_argument('--' + name, **kwargs)
+    else:
+      kwargs.pop('help')
+      add_ignored_flags(parser, 'unsupervised SegSort takes its segments '
+                        'from the oversegmentation masks', **{name: kwargs})
   return group
 
 
@@ -226,6 +308,10 @@ def add_training_flags(parser, num_gpu=1, learning_rate=1e-3):
   group.add_argument('--update_tb_every', type=_positive_int, default=20,
                      help='Update TensorBoard summaries every this many '
                           'steps.')
+  group.add_argument('--log_every', type=_positive_int, default=20,
+                     help='Write step, loss, learning rate and steps/s to '
+                          'SNAPSHOT_DIR/train.log every this many steps '
+                          '(new here).')
   group.add_argument('--snapshot_dir', type=str, default='',
                      help='Where to save snapshots of the model.')
   group.add_argument('--not_restore_classifier', action='store_true',
@@ -267,26 +353,82 @@ def add_cluster_flags(parser):
   return group
 
 
-def add_inference_flags(parser, strides='320,320'):
+def add_validation_flags(parser, prototypes=True):
+  """Validation while training (new here; seg_models/validation.py).
+
+  prototypes: whether the model is scored by kNN over training prototypes
+  (SegSort; --val_train_images).
+  """
   group = parser.add_argument_group(
-      'inference', 'Inference always runs the network in inference mode '
-      '(--is_training and --use_global_status do not apply to it).')
+      'validation',
+      'With --val_data_list, every --val_every steps a checkpoint is written\n'
+      'and scored as the inference scripts would score it (SegSort: the\n'
+      'prototypes of the first --val_train_images training images + kNN;\n'
+      'softmax: argmax), single scale, window --input_size. The val mIoU\n'
+      'goes to TensorBoard and train.log, the best checkpoint to\n'
+      'SNAPSHOT_DIR/best/.')
+  group.add_argument('--val_data_list', type=str, default='',
+                     help='Validation list "IMAGE LABEL" (paths relative '
+                          'to --data_dir); empty: no validation.')
+  group.add_argument('--val_every', type=_positive_int, default=1000,
+                     help='Validate every this many steps (and at the '
+                          'end).')
+  group.add_argument('--val_max_images', type=_positive_int, default=100,
+                     help='Score the first this many images of the list '
+                          '(bounds the cost).')
+  if prototypes:
+    group.add_argument('--val_train_images', type=_positive_int,
+                       default=100,
+                       help='Prototypes of the first this many training '
+                            'images (bounds the cost).')
+  return group
+
+
+def add_inference_flags(parser, strides='320,320', multiscale=True,
+                        colormap=True, overwrite=False):
+  """The sliding window, outputs and views of an inference script.
+
+  Args:
+    parser: the script's parser.
+    strides: the default --strides.
+    multiscale: whether the script runs several views (--flip_aug,
+      --scale_aug, --scales); a single-scale script accepts them hidden
+      and refuses them (inference_main.reject_multiscale_flags).
+    colormap: whether the script paints colour PNGs (--colormap).
+    overwrite: whether the script writes gray/ and color/ predictions
+      (--overwrite, see inference_main.check_save_dir).
+  """
+  group = parser.add_argument_group('inference')
   group.add_argument('--strides', type=_int_pair, default=strides,
                      help='Comma-separated H,W strides of the sliding window.')
-  group.add_argument('--colormap', type=str, default='',
-                     help='Colormap (.mat or .npy); VOC colours by default.')
+  if colormap:
+    group.add_argument('--colormap', type=str, default='',
+                       help='Colormap (.mat or .npy); VOC colours by '
+                            'default.')
+  else:
+    add_ignored_flags(parser, ORIGINAL_FLAG, colormap=dict(type=str,
+                                                           default=''))
   group.add_argument('--save_dir', type=str, default='',
                      help='/path/to/save/predictions.')
-  group.add_argument('--flip_aug', action='store_true',
-                     help='Add horizontally flipped inputs.')
-  group.add_argument('--scale_aug', action='store_true',
-                     help='Add scales 0.5, 0.75, 1, 1.25, 1.5, 1.75.')
-  group.add_argument('--scales', type=_float_list, default=None,
-                     help='Explicit scales, overriding --scale_aug (new '
-                          'here).')
-  group.add_argument('--num_gpu', type=_positive_int, default=1,
-                     help='Number of devices (kept for compatibility; '
-                          'inference runs one image at a time).')
+  views = dict(
+      flip_aug=dict(action='store_true',
+                    help='Add horizontally flipped inputs.'),
+      scale_aug=dict(action='store_true',
+                     help='Add scales 0.5, 0.75, 1, 1.25, 1.5, 1.75.'),
+      scales=dict(type=_float_list, default=None,
+                  help='Explicit scales, overriding --scale_aug (new '
+                       'here).'))
+  for name, kwargs in views.items():
+    if multiscale:
+      group.add_argument('--' + name, **kwargs)
+    else:
+      kwargs.pop('help')
+      add_hidden_flags(parser, **{name: kwargs})
+  if overwrite:
+    group.add_argument('--overwrite', action='store_true',
+                       help='Write over results of the other mode (single '
+                            '/ multi-scale) in --save_dir (new here; by '
+                            'default a run refuses, see its inference.json).')
   group.add_argument('--inference_batch_size', type=_positive_int,
                      default=4,
                      help='Sliding windows per network call (new here); '
@@ -306,9 +448,57 @@ def add_knn_flags(parser):
   return group
 
 
+# The attribute of the parsed flags that names those given on the command
+# line (get_explicit_flags); names starting with '_' are not written to
+# SNAPSHOT_DIR/config.
+EXPLICIT_ATTR = '_explicit_flags'
+
+
+def _get_explicit_dests(parser, argv):
+  """The dests of the flags argv gives (abbreviations and --f=v included).
+
+  argv is parsed again with every default suppressed: what the namespace
+  then holds was on the command line.
+  """
+  defaults = {}
+  for action in parser._actions:  # pylint: disable=protected-access
+    defaults[action] = action.default
+    action.default = argparse.SUPPRESS
+  try:
+    given, _ = parser.parse_known_args(argv)
+  finally:
+    for action, default in defaults.items():
+      action.default = default
+  return frozenset(vars(given))
+
+
+def get_explicit_flags(args):
+  """The dests of the flags given on the command line.
+
+  None for flags that were not parsed by parse() (e.g. a Namespace built by
+  hand): every value then counts as given.
+  """
+  return getattr(args, EXPLICIT_ATTR, None)
+
+
+def is_explicit(args, name):
+  """Whether flag `name` was given on the command line (see parse)."""
+  explicit = get_explicit_flags(args)
+  return explicit is None or name in explicit
+
+
 def parse(parser, argv=None):
-  """Parses argv and checks the paths every script needs."""
+  """Parses argv and checks the paths every script needs.
+
+  The result also records which flags argv gives (get_explicit_flags), so
+  that settings saved with a checkpoint can fill the others.
+  """
   args = parser.parse_args(argv)
+  setattr(args, EXPLICIT_ATTR, _get_explicit_dests(parser, argv))
+  for name, reason in sorted(getattr(parser, _IGNORED_ATTR, {}).items()):
+    if name in getattr(args, EXPLICIT_ATTR):
+      sys.stderr.write('note: --%s is ignored by %s (accepted because %s).\n'
+                       % (name, parser.prog, reason))
   if getattr(args, 'data_list', None) is not None and not args.data_list:
     parser.error('--data_list is required')
   if getattr(args, 'xla', False):
@@ -328,18 +518,21 @@ def add_prediction_flags(parser):
 
 
 def add_segsort_inference_flags(parser, input_size=SEGSORT_INFERENCE_WINDOW,
-                                strides=SEGSORT_INFERENCE_WINDOW):
+                                strides=SEGSORT_INFERENCE_WINDOW,
+                                multiscale=True, overwrite=False):
   """Every flag of a SegSort kNN inference script."""
-  add_data_flags(parser, input_size=input_size)
-  add_model_flags(parser)
-  add_segsort_flags(parser)
-  add_inference_flags(parser, strides=strides)
+  add_data_flags(parser, input_size=input_size, training=False,
+                 ignore_label=False)
+  add_model_flags(parser, training=False)
+  add_segsort_flags(parser, training=False)
+  add_inference_flags(parser, strides=strides, multiscale=multiscale,
+                      overwrite=overwrite)
   add_knn_flags(parser)
   add_prediction_flags(parser)
 
 
 def get_training_arguments(description, argv=None, segsort=True, num_gpu=1,
-                           learning_rate=1e-3):
+                           learning_rate=1e-3, clustering=True):
   """Parses the flags of a training script (SegSort flags if segsort).
 
   Args:
@@ -348,6 +541,8 @@ def get_training_arguments(description, argv=None, segsort=True, num_gpu=1,
     segsort: whether to add the SegSort flags.
     num_gpu: the script's default --num_gpu.
     learning_rate: the script's default --learning_rate.
+    clustering: whether the loss clusters (k-means, memory banks); the
+      unsupervised loss does not.
 
   Returns:
     The parsed arguments (argparse.Namespace).
@@ -356,6 +551,7 @@ def get_training_arguments(description, argv=None, segsort=True, num_gpu=1,
   add_data_flags(parser)
   add_model_flags(parser)
   if segsort:
-    add_segsort_flags(parser)
+    add_segsort_flags(parser, clustering=clustering)
   add_training_flags(parser, num_gpu=num_gpu, learning_rate=learning_rate)
+  add_validation_flags(parser, prototypes=segsort)
   return parse(parser, argv)

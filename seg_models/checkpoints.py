@@ -17,6 +17,7 @@ import re
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from network.common import resnet_v1
 from seg_models import models
 from seg_models.models import common
 from utils import errors
@@ -169,22 +170,63 @@ def check_variables(checkpoint, var_list, head_scopes=None):
       raise RestoreError('Checkpoint %s cannot be used: %s.'
                          % (checkpoint, problem))
     return
+  raise RestoreError('\n'.join(
+      get_mismatch_report(checkpoint, shapes, missing, mismatched,
+                          head_scopes)))
+
+
+# Names listed in a mismatch report, per kind.
+MAX_LISTED_VARIABLES = 30
+
+
+def _top_scopes(names):
+  return {name.split('/', 1)[0] for name in names if '/' in name}
+
+
+def get_mismatch_report(checkpoint, shapes, missing, mismatched,
+                        head_scopes):
+  """The lines of the error for a checkpoint that does not fit the model.
+
+  The hint names the likely flag: --backbone when the checkpoint's
+  variables live under another backbone scope (then every variable is
+  missing), --not_restore_classifier when only head variables are missing
+  or mismatched, --width_multiplier when conv1's width differs.
+  """
   lines = ['Checkpoint %s does not match the model:' % checkpoint]
   for title, names in (('missing', missing), ('shape mismatch', mismatched)):
     if names:
-      lines.append('  %d variable(s) %s:' % (len(names), title))
-      lines.extend('    ' + n for n in names[:30])
-      if len(names) > 30:
-        lines.append('    ... and %d more' % (len(names) - 30))
-  if any(common.is_head_variable(n.split(':')[0], head_scopes)
-         for n in missing + mismatched):
-    lines.append('  Head (%s) variables are among them: to start the head '
+      lines.append('  %d variable(s) %s, e.g.:' % (len(names), title))
+      lines.extend('    ' + n for n in names[:MAX_LISTED_VARIABLES])
+      if len(names) > MAX_LISTED_VARIABLES:
+        lines.append('    ... and %d more' % (len(names) -
+                                               MAX_LISTED_VARIABLES))
+  wrong = missing + [m.split(':')[0] for m in mismatched]
+  model_scopes = _top_scopes(wrong)
+  checkpoint_scopes = _top_scopes(shapes)
+  other = sorted(scope for scope in checkpoint_scopes - model_scopes
+                 if scope in models.BACKBONES)
+  if other and not model_scopes & checkpoint_scopes:
+    lines.append('  The checkpoint holds a %s backbone and the model is a '
+                 '%s: pass --backbone %s.' % (other[0], ', '.join(sorted(model_scopes)),
+                                   other[0]))
+    return lines
+  conv1 = [m for m in mismatched if m.split(':')[0].endswith(
+      '/conv1/weights') and '/block' not in m]
+  if conv1:
+    name = conv1[0].split(':')[0]
+    channels = shapes[name][-1]
+    lines.append('  conv1 has %d channels in the checkpoint: pass '
+                 '--width_multiplier %g.' % (
+                     channels, channels / float(resnet_v1.ROOT_FILTERS)))
+  elif all(common.is_head_variable(n, head_scopes) for n in wrong):
+    lines.append('  Only head (%s) variables differ: to start the head '
                  'afresh from a backbone checkpoint, pass '
-                 '--not_restore_classifier.' % ', '.join(head_scopes))
+                 '--not_restore_classifier; else check --model and '
+                 '--embedding_dim / --num_classes.' % ', '.join(head_scopes))
   else:
     lines.append('  Check --model, --backbone, --width_multiplier and '
                  '--embedding_dim / --num_classes against the checkpoint.')
-  raise RestoreError('\n'.join(lines))
+  return lines
 
 
 def get_restorer(path, var_list, skip_head=False, head_scopes=None):

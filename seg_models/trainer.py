@@ -32,7 +32,9 @@ on every conv weight, restore from --restore_from (skipping the head with
 import contextlib
 import dataclasses
 import math
+import os
 import signal
+import sys
 import time
 from typing import Optional
 
@@ -49,6 +51,8 @@ from seg_models import losses
 from seg_models import models
 from seg_models import run_guards
 from seg_models import snapshot_folder
+from seg_models import train_log
+from seg_models import validation
 from seg_models.models import common
 from utils import colormaps
 from utils import config_snapshot
@@ -108,6 +112,11 @@ class TrainOptions:
   save_pred_every: int = 10000
   save_every_minutes: float = 30.0
   update_tb_every: int = 20
+  log_every: int = 20
+  val_data_list: str = ''
+  val_every: int = 1000
+  val_max_images: int = 100
+  val_train_images: int = 100
   snapshot_dir: str = ''
   not_restore_classifier: bool = False
   num_gpu: int = 1
@@ -448,24 +457,46 @@ def _run_micro_batch(sess, fetches):
   return sess.run(fetches)
 
 
-def _prepare_snapshot_dir(opts, config_args):
-  """Checks the folder and the model flags; writes the config.
+def get_model_settings(opts, loss_type):
+  """What SNAPSHOT_DIR/model.json says of the model opts train.
+
+  See snapshot_folder.SETTINGS_NAME: the network's flags (and its output
+  depth, embedding_dim or num_classes), and the other settings a resumed
+  run must keep (num_classes when the loss reads labels, num_banks for the
+  supervised SegSort loss's memory banks).
+  """
+  loss = get_loss(loss_type)
+  training = []
+  if image_reader.LABEL in loss.channels:
+    training.append('num_classes')
+  if loss_type == LOSS_SEGSORT:
+    training.append('num_banks')
+  return snapshot_folder.get_model_settings(
+      dataclasses.asdict(opts), loss_type, loss.output,
+      losses.OUTPUT_DEPTH_OPTIONS[loss.output], training)
+
+
+def _prepare_snapshot_dir(opts, loss_type, config_args, log):
+  """Checks the folder and the model flags; writes config and model.json.
 
   Returns:
-    (start step, checkpoint to resume from or None).
+    (start step, checkpoint to resume from or None, the config values).
   """
   step, checkpoint = checkpoints.find_resume_checkpoint(
-      opts.snapshot_dir, log=tqdm.write)
+      opts.snapshot_dir, log=log.warning)
   values = (vars(config_args) if config_args is not None and
             not isinstance(config_args, dict) else
             config_args if config_args is not None else
             dataclasses.asdict(opts))
   if checkpoint is not None:
-    snapshot_folder.check_same_model(opts.snapshot_dir, values)
+    snapshot_folder.check_same_model(opts.snapshot_dir,
+                                     dataclasses.asdict(opts))
     if step != (checkpoints.list_checkpoints(opts.snapshot_dir)[0][0]):
-      tqdm.write('Falling back to %s.' % checkpoint)
+      log.warning('Falling back to %s.', checkpoint)
   config_snapshot.save_config(opts.snapshot_dir, values)
-  return step, checkpoint
+  snapshot_folder.save_model_settings(opts.snapshot_dir,
+                                      get_model_settings(opts, loss_type))
+  return step, checkpoint, values
 
 
 def server_config(opts):
@@ -495,12 +526,16 @@ def train(opts, loss_type, config_args=None, step_callback=None,
   Only one run writes a snapshot folder (snapshot_folder.SnapshotLock). A
   run resumes from the newest intact, finite checkpoint of the folder's own
   files, after checking that the model flags equal those of the folder's
-  config. SIGINT (Ctrl-C) and SIGTERM stop the run at the next step
+  model.json. SIGINT (Ctrl-C) and SIGTERM stop the run at the next step
   boundary, after a checkpoint is written. A checkpoint is also written
   every opts.save_pred_every steps and every opts.save_every_minutes.
   The state is checked after every step: NaN or infinite values, or a loss
-  run_guards.DIVERGENCE_FACTOR x its first value, stop the run before anything is
-  saved.
+  run_guards.DIVERGENCE_FACTOR x its first value, stop the run before
+  anything is saved. The run is logged to SNAPSHOT_DIR/train.log and
+  TensorBoard (seg_models/train_log.py). With opts.val_data_list, every
+  opts.val_every steps a checkpoint is written and scored on the
+  validation images as inference scores it; the best goes to
+  SNAPSHOT_DIR/best/ (seg_models/validation.py).
 
   Args:
     opts: TrainOptions.
@@ -527,26 +562,52 @@ def train(opts, loss_type, config_args=None, step_callback=None,
       went away (naming it); the checkpoints written so far are kept.
   """
   _check_options(opts, loss_type, cluster)
+  # A bad validation list stops the run before anything is built.
+  val_data = (validation.get_validation_data(opts, get_loss(loss_type).output)
+              if opts.val_data_list else None)
   snapshot_folder.check_folder(opts.snapshot_dir)
-  with snapshot_folder.SnapshotLock(opts.snapshot_dir, log=tqdm.write):
-    start_step, checkpoint = _prepare_snapshot_dir(opts, config_args)
-    if cluster is None:
-      return _train_locked(opts, loss_type, start_step, checkpoint,
-                           step_callback)
-    server = cluster_lib.start_server(cluster, server_config(opts))
+  with snapshot_folder.SnapshotLock(opts.snapshot_dir, log=tqdm.write), \
+      train_log.text_log(opts.snapshot_dir) as log:
     try:
-      cluster_lib.wait_for_tasks(cluster, opts.cluster_wait_seconds,
-                                 log=tqdm.write)
-      return _train_locked(opts, loss_type, start_step, checkpoint,
-                           step_callback, cluster, server)
-    except cluster_lib.TASK_FAILURES as e:
-      raise cluster_lib.describe_failure(cluster, e, opts.snapshot_dir)
-    finally:
-      cluster_lib.release_workers(cluster, server)
+      log.info('Training %s (%s) in %s', loss_type,
+               os.path.basename(sys.argv[0]) or 'python',
+               opts.snapshot_dir)
+      start_step, checkpoint, values = _prepare_snapshot_dir(
+          opts, loss_type, config_args, log)
+      train_log.log_config(log, values)
+      if cluster is None:
+        return _train_locked(opts, loss_type, start_step, checkpoint,
+                             step_callback, log, val_data)
+      return _train_in_cluster(opts, loss_type, start_step, checkpoint,
+                               step_callback, log, val_data, cluster)
+    except errors.SegSortError as e:
+      log.error('%s', e, extra={'console': False})
+      raise
+    except KeyboardInterrupt:
+      raise
+    except Exception:  # A bug: its traceback goes to train.log too.
+      log.exception('Training failed', extra={'console': False})
+      raise
+
+
+def _train_in_cluster(opts, loss_type, start_step, checkpoint, step_callback,
+                      log, val_data, cluster):
+  """_train_locked on the chief's server, once every task answers; the
+  serving tasks are released however it ends."""
+  server = cluster_lib.start_server(cluster, server_config(opts))
+  try:
+    cluster_lib.wait_for_tasks(cluster, opts.cluster_wait_seconds,
+                               log=log.info)
+    return _train_locked(opts, loss_type, start_step, checkpoint,
+                         step_callback, log, val_data, cluster, server)
+  except cluster_lib.TASK_FAILURES as e:
+    raise cluster_lib.describe_failure(cluster, e, opts.snapshot_dir)
+  finally:
+    cluster_lib.release_workers(cluster, server)
 
 
 def _train_locked(opts, loss_type, start_step, resume_from, step_callback,
-                  cluster=None, server=None):
+                  log, val_data=None, cluster=None, server=None):
   """The training loop of train, with the folder locked.
 
   With a cluster, every op the towers do not place goes to the chief (this
@@ -565,7 +626,6 @@ def _train_locked(opts, loss_type, start_step, resume_from, step_callback,
          if v.dtype.base_dtype.is_floating]))
     init_ops = [tf.global_variables_initializer(),
                 tf.local_variables_initializer()]
-    writer = tf.summary.FileWriter(opts.snapshot_dir, graph=graph)
     config = towers.session_config(
         g.num_devices if g.cpu_towers and cluster is None else 1,
         xla=opts.xla)
@@ -578,6 +638,16 @@ def _train_locked(opts, loss_type, start_step, resume_from, step_callback,
           skip_head=opts.not_restore_classifier,
           head_scopes=models.get_extra_layer_scopes(opts.model))
     graph.finalize()
+  if g.cpu_towers:
+    log.warning(towers.describe_cpu_towers(opts.num_gpu))
+  if val_data is not None:
+    log.info('Validation every %d steps: %d image(s) of %s%s; the best '
+             'checkpoint goes to %s.', opts.val_every,
+             len(val_data.val_entries), opts.val_data_list,
+             ', prototypes of %d training image(s)' %
+             len(val_data.train_entries) if val_data.train_entries else '',
+             os.path.join(opts.snapshot_dir, validation.BEST_SUBDIR))
+  events = train_log.EventLog(opts.snapshot_dir, graph, start_step)
 
   target = server.target if server is not None else ''
   with tf.Session(target, graph=graph, config=config) as sess, \
@@ -585,24 +655,61 @@ def _train_locked(opts, loss_type, start_step, resume_from, step_callback,
     sess.run(init_ops)
     if resume_from is not None:
       saver.restore(sess, resume_from)
-      tqdm.write('Resumed from %s' % resume_from)
+      log.info('Resumed from %s', resume_from)
     elif restorer is not None:
       checkpoint, _, restore = restorer
       restore(sess)
-      tqdm.write('Restored model parameters from %s' % checkpoint)
+      log.info('Restored model parameters from %s', checkpoint)
     step = int(sess.run(g.global_step))
+    log.info('Steps %d to %d, %d image(s) per step.', step, opts.num_steps,
+             opts.batch_size * opts.iter_size)
     last = dict(step=step, loss=float('nan'), checkpoint=None, seconds=0.0)
     last_good = resume_from
     first_loss = None
     start = last_save_time = time.time()
+    images_per_step = opts.batch_size * opts.iter_size
+    tb_speed = train_log.SpeedMeter(step, images_per_step, time.time)
+    log_speed = train_log.SpeedMeter(step, images_per_step, time.time)
     pbar = tqdm(total=opts.num_steps, initial=step, desc='train',
                 disable=not opts.show_progress, dynamic_ncols=True)
+
+    best = validation.read_best(opts.snapshot_dir)
+    last_validation_end = time.time()
+
+    def validate(step, checkpoint):
+      nonlocal best, last_validation_end
+      result = validation.validate(opts, checkpoint,
+                                   get_loss(loss_type).output, val_data)
+      share = result['seconds'] / max(time.time() - last_validation_end,
+                                      1e-9)
+      last_validation_end = time.time()
+      miou = result['miou'] if result['miou'] is not None else float('nan')
+      accuracy = (result['pixel_accuracy']
+                  if result['pixel_accuracy'] is not None else float('nan'))
+      events.add_scalars({'val/miou': miou, 'val/pixel_accuracy': accuracy,
+                          'val/seconds': result['seconds']}, step)
+      events.flush()
+      if validation.is_better(result, best):
+        path = validation.keep_best(opts.snapshot_dir, checkpoint, step,
+                                    result, opts.val_data_list)
+        best = dict(result, step=step)
+        note = 'new best, kept as %s' % path
+      else:
+        note = 'best %.2f%% at step %s' % (best['miou'], best['step'])
+      log.info('Validation at step %d: mIoU %.2f%%, pixel accuracy %.2f%% '
+               '(%d images%s) in %.1f s (%.0f%% of the time since the last '
+               'validation); %s.', step, miou, accuracy,
+               result['num_images'],
+               ', %d prototypes' % result['num_prototypes']
+               if 'num_prototypes' in result else '', result['seconds'],
+               100.0 * share, note)
 
     def save(step):
       nonlocal last_good, last_save_time
       last_good = run_guards.save_checkpoint(saver, sess, opts.snapshot_dir,
                                              step)
       last_save_time = time.time()
+      log.info('Saved checkpoint %s', last_good, extra={'console': False})
       return last_good
 
     # False while a step with iter_size > 1 is half done: batch-norm
@@ -624,7 +731,7 @@ def _train_locked(opts, loss_type, start_step, resume_from, step_callback,
           out = _run_micro_batch(sess, fetches)
           loss_sum += out['loss']
           if 'summary' in out:
-            writer.add_summary(out['summary'], step)
+            events.add_summary(out['summary'], step)
         if g.accumulate_op is not None:
           sess.run(g.step_op)
         step, lr, finite = sess.run([g.global_step, g.learning_rate,
@@ -635,37 +742,61 @@ def _train_locked(opts, loss_type, start_step, resume_from, step_callback,
         pbar.update(1)
         pbar.set_postfix(loss='%.4f' % loss, lr='%.2e' % lr)
         last.update(step=step, loss=loss)
-        run_guards.check_finite_state(finite and np.isfinite(loss), step, last_good,
-                            opts.snapshot_dir)
+        run_guards.check_finite_state(finite and np.isfinite(loss), step,
+                                      last_good, opts.snapshot_dir)
         run_guards.check_divergence(loss, first_loss, step, last_good)
         if first_loss is None:
           first_loss = loss
+        if step % opts.update_tb_every == 0 or step == opts.num_steps:
+          speed = tb_speed.measure(step)
+          if speed:
+            events.add_scalars(speed, step)
+          events.flush()
+        if step % opts.log_every == 0 or step == opts.num_steps:
+          speed = log_speed.measure(step)
+          log.info('step %d loss %.4f lr %.3g %s', step, loss, lr,
+                   ' '.join('%s %.3g' % item for item in
+                            sorted(speed.items())) or '-',
+                   extra={'console': False})
         timed = (opts.save_every_minutes and time.time() - last_save_time >=
                  60.0 * opts.save_every_minutes)
         if (step % opts.save_pred_every == 0 or step == opts.num_steps or
             timed):
           last['checkpoint'] = save(step)
+          # Saving is not training: the speed is measured without it.
+          tb_speed.restart(step)
+          log_speed.restart(step)
+        if val_data is not None and (step % opts.val_every == 0 or
+                                     step == opts.num_steps):
+          if last['checkpoint'] is None or not last['checkpoint'].endswith(
+              '-%d' % step):
+            last['checkpoint'] = save(step)
+          validate(step, last['checkpoint'])
+          tb_speed.restart(step)
+          log_speed.restart(step)
         if step_callback is not None:
           step_callback(step, loss)
     except KeyboardInterrupt:
       interrupt['signal'] = interrupt['signal'] or signal.SIGINT
     finally:
       pbar.close()
-      writer.close()
+      events.close()
     if interrupt['signal'] is not None and not at_boundary:
-      tqdm.write('Interrupted in the middle of step %d: nothing saved; the '
-                 'last checkpoint is %s.' % (step + 1, last_good))
+      log.warning('Interrupted in the middle of step %d: nothing saved; the '
+                  'last checkpoint is %s.', step + 1, last_good)
       raise KeyboardInterrupt()
     if interrupt['signal'] is not None:
       if last['checkpoint'] is None or not last['checkpoint'].endswith(
           '-%d' % step):
         last['checkpoint'] = save(step)
-      tqdm.write('Interrupted (%s) after step %d: saved %s; run the same '
-                 'command to resume.' % (
-                     signal.Signals(interrupt['signal']).name, step,
-                     last['checkpoint']))
+      log.warning('Interrupted (%s) after step %d: saved %s; run the same '
+                  'command to resume.',
+                  signal.Signals(interrupt['signal']).name, step,
+                  last['checkpoint'])
       raise KeyboardInterrupt()
     if last['checkpoint'] is None:
       last['checkpoint'] = save(step)
     last['seconds'] = time.time() - start
+    log.info('Finished at step %d (loss %.4f) in %.0f s: %s', step,
+             last['loss'], last['seconds'], last['checkpoint'])
   return last

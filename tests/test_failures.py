@@ -206,9 +206,11 @@ def test_torn_latest_checkpoint_falls_back(tiny_dataset, tmp_path, capsys):
     f.truncate(os.path.getsize(data) // 2)
   capsys.readouterr()
   out = _train(_opts(tiny_dataset, snap, num_steps=6, save_pred_every=2))
-  printed = capsys.readouterr().out
+  printed = capsys.readouterr()
+  # A warning: on stderr (and in train.log).
   assert 'Skipping checkpoint %s' % os.path.join(snap, 'model.ckpt-4') in \
-      printed
+      printed.err
+  printed = printed.out
   assert 'Resumed from %s' % os.path.join(snap, 'model.ckpt-2') in printed
   assert out['step'] == 6
 

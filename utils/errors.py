@@ -34,6 +34,10 @@ class SnapshotFolderError(SegSortError):
   """The snapshot folder cannot be used (locked, foreign or unwritable)."""
 
 
+class ModelSettingsError(SegSortError):
+  """A flag contradicts the settings saved with a checkpoint (model.json)."""
+
+
 class PredictorError(SegSortError):
   """Options or inputs a predictor cannot use."""
 

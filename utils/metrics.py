@@ -351,9 +351,61 @@ def match_prediction_files(pred_dir, gt_dir, string_replace=None,
   return pairs
 
 
+def match_listed_files(pred_dir, names, gt_dir=None, string_replace=None,
+                       label_paths=None):
+  """Pairs the prediction of every listed image with its ground truth.
+
+  Exactly the listed images are scored: other PNGs of pred_dir and gt_dir
+  are left out (no error).
+
+  Args:
+    pred_dir: folder of prediction PNGs, NAME.png per image (as the
+      inference scripts write them).
+    names: the images' names (data list basenames without extension).
+    gt_dir: folder of ground-truth PNGs, NAME.png (after string_replace);
+      if empty, label_paths give the ground truths.
+    string_replace: 'old,new' applied to NAME.png to name its ground truth.
+    label_paths: the list's label paths, one per name (used without
+      gt_dir).
+
+  Returns:
+    A list of (pred_path, gt_path), in list order.
+
+  Raises:
+    FileNotFoundError naming the missing predictions or ground truths.
+  """
+  if not pred_dir or not os.path.isdir(pred_dir):
+    raise FileNotFoundError('--pred_dir is not a folder: %r' % (pred_dir,))
+  if gt_dir and not os.path.isdir(gt_dir):
+    raise FileNotFoundError('--gt_dir is not a folder: %r' % (gt_dir,))
+  replace = parse_string_replace(string_replace)
+  pairs, no_pred, no_gt = [], [], []
+  for i, name in enumerate(names):
+    pred = os.path.join(pred_dir, name + '.png')
+    if gt_dir:
+      gt_name = name + '.png'
+      gt = os.path.join(gt_dir, gt_name.replace(*replace) if replace
+                        else gt_name)
+    else:
+      gt = label_paths[i] if label_paths is not None else None
+      if gt is None:
+        raise ValueError('the data list has no label column for %s: pass '
+                         '--gt_dir' % name)
+    if not os.path.isfile(pred):
+      no_pred.append(pred)
+    if not os.path.isfile(gt):
+      no_gt.append(gt)
+    pairs.append((pred, gt))
+  for missing, what in ((no_pred, 'prediction'), (no_gt, 'ground truth')):
+    if missing:
+      raise FileNotFoundError('%d listed image(s) have no %s: %s' % (
+          len(missing), what, _name_list(missing)))
+  return pairs
+
+
 def evaluate_folders(pred_dir, gt_dir, num_classes, string_replace=None,
                      allow_extra_gt=False, show_progress=True,
-                     ignore_label=255):
+                     ignore_label=255, pairs=None):
   """Accumulates IoU statistics over two folders of class-id PNGs.
 
   Args:
@@ -362,6 +414,8 @@ def evaluate_folders(pred_dir, gt_dir, num_classes, string_replace=None,
     num_classes: C; ground-truth ids are in [0, C) or ignore_label.
     show_progress: draw a tqdm bar over the files.
     ignore_label: the ground-truth id of pixels not scored.
+    pairs: (pred_path, gt_path) pairs to score instead of matching the
+      folders (match_listed_files).
 
   Returns:
     An IouAccumulator holding the sum over all pairs.
@@ -371,8 +425,9 @@ def evaluate_folders(pred_dir, gt_dir, num_classes, string_replace=None,
     of range, or the ground truth and its ids >= C other than ignore_label
     (a wrong --num_classes would otherwise score them as ignored).
   """
-  pairs = match_prediction_files(pred_dir, gt_dir, string_replace,
-                                 allow_extra_gt)
+  if pairs is None:
+    pairs = match_prediction_files(pred_dir, gt_dir, string_replace,
+                                   allow_extra_gt)
   accumulator = IouAccumulator(num_classes)
   for pred_path, gt_path in tqdm(pairs, desc='benchmark', unit='image',
                                  disable=not show_progress):

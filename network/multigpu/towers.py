@@ -41,6 +41,33 @@ def get_tower_devices(num_towers, use_gpu=None):
   return ['/cpu:%d' % i for i in range(num_towers)]
 
 
+def describe_cpu_towers(num_towers, num_gpus=None):
+  """What training does when --num_gpu N towers run on CPU devices.
+
+  The one message for --num_gpu above the visible GPUs (kept in this one
+  function: the semantics of --num_gpu are also being worked on elsewhere).
+
+  Args:
+    num_towers: --num_gpu.
+    num_gpus: the visible GPUs (None: count them).
+
+  Returns:
+    A message for the log, naming the flag and what happens.
+  """
+  if num_gpus is None:
+    num_gpus = num_available_gpus()
+  if num_gpus == 0:
+    return ('--num_gpu %d: no GPU is visible, so the %d towers run on %d '
+            'virtual CPU devices sharing the CPU (same results as %d GPUs, '
+            'no speed-up).' % (num_towers, num_towers, num_towers,
+                               num_towers))
+  return ('--num_gpu %d but only %d GPU(s) are visible: the %d towers run '
+          'on %d virtual CPU devices, NOT on the GPU(s) (same results, much '
+          'slower). Pass --num_gpu %d (or fewer) to train on the GPU(s), or '
+          'make more GPUs visible (CUDA_VISIBLE_DEVICES).' % (
+              num_towers, num_gpus, num_towers, num_towers, num_gpus))
+
+
 # XLA clusters ops placed on a CPU only with this TF_XLA_FLAGS flag, which
 # TensorFlow reads when the first session starts.
 XLA_CPU_JIT_FLAG = '--tf_xla_cpu_global_jit'

@@ -1,4 +1,4 @@
-"""Where SegSort inference spends its time: network, k-means, kNN, votes.
+r"""Where SegSort inference spends its time: network, k-means, kNN, votes.
 
 For every image of --data_list, runs single-scale inference
 (inference_segsort.py's computation) and multi-scale inference
@@ -18,6 +18,7 @@ without --prototype_dir the bank is --num_random_prototypes random unit
 vectors: the timings do not depend on the values. One untimed warm-up pass
 on the first image comes first (--warmup).
 
+example:
   python pyscripts/benchmark/benchmark_inference.py \
     --data_dir DATA --data_list DATA/val.txt --width_multiplier 0.25 \
     --input_size 480,480 --strides 320,320 --scale_aug --flip_aug \
@@ -56,6 +57,8 @@ def get_arguments(argv=None):
                      help='Only the first this many images (0 = all).')
   group.add_argument('--warmup', type=flags.int_at_least(0), default=1,
                      help='Untimed passes on the first image.')
+  group.add_argument('--random_seed', type=int, default=1234,
+                     help='Seed of the random bank.')
   group.add_argument('--num_random_prototypes', type=int, default=10000,
                      help='Size of the random bank used without '
                           '--prototype_dir.')
@@ -80,6 +83,8 @@ def benchmark(args):
                                    'subset of %s, got %r' % (MODES,
                                                              args.modes))
   scales = predictor.get_scales(args.scale_aug, args.scales)
+  if args.restore_from:
+    inference_main.apply_checkpoint_settings(args, 'embedding')
   entries = inference_main.get_entries(args)
   if args.max_images > 0:
     entries = entries[:args.max_images]

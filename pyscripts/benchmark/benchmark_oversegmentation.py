@@ -1,4 +1,4 @@
-"""Boundary quality of oversegmentation masks against label boundaries.
+r"""Boundary quality of oversegmentation masks against label boundaries.
 
 For the first --num_images examples of a labelled list, every method makes
 its masks at each of its thresholds (--sweep; utils/oversegmentation.py, the

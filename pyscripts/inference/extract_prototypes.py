@@ -1,4 +1,4 @@
-"""Extracts the segment prototypes of an annotated set with SegSort.
+r"""Extracts the segment prototypes of an annotated set with SegSort.
 
 Every image goes through the network window by window (--input_size,
 --strides) over the zero-padded image, the upsampled outputs summed where
@@ -9,6 +9,7 @@ form its prototype. Writes SAVE_DIR/prototypes/prototype_features.npy
 image and box every prototype came from, for visualize_retrieval.py), all or
 none.
 
+example:
   python pyscripts/inference/extract_prototypes.py \
     --data_dir VOCdevkit/ --data_list dataset/voc12/train+.txt \
     --restore_from SNAPSHOT_DIR/stage1/model.ckpt-30000 \
@@ -33,10 +34,12 @@ from seg_models import prototype_sets  # noqa: E402
 
 def get_arguments(argv=None):
   parser = flags.get_parser(__doc__)
-  flags.add_data_flags(parser, input_size=flags.SEGSORT_INFERENCE_WINDOW)
-  flags.add_model_flags(parser)
-  flags.add_segsort_flags(parser)
-  flags.add_inference_flags(parser, strides=flags.SEGSORT_INFERENCE_WINDOW)
+  flags.add_data_flags(parser, input_size=flags.SEGSORT_INFERENCE_WINDOW,
+                       training=False)
+  flags.add_model_flags(parser, training=False)
+  flags.add_segsort_flags(parser, training=False)
+  flags.add_inference_flags(parser, strides=flags.SEGSORT_INFERENCE_WINDOW,
+                            multiscale=False, colormap=False)
   return flags.parse(parser, argv)
 
 
@@ -44,6 +47,7 @@ def extract(args):
   """Extracts and saves the prototypes; returns the PrototypeSet."""
   inference_main.reject_multiscale_flags(args, 'extract_prototypes.py')
   save_dir = inference_main.require_save_dir(args)
+  inference_main.apply_checkpoint_settings(args, 'embedding')
   entries = inference_main.get_entries(args, need_label=True)
   collector = prototype_sets.PrototypeCollector(
       args.embedding_dim, args.data_dir, args.data_list)

@@ -1,4 +1,4 @@
-"""Single-scale SegSort inference: kNN labels for the segments of every image.
+r"""Single-scale SegSort inference: kNN labels for the segments of every image.
 
 The image is zero-padded to --input_size (default 512,512; the VOC recipes
 pass 720,720, which holds every VOC image; larger images go through the
@@ -9,6 +9,7 @@ from extract_prototypes.py). Writes
 SAVE_DIR/gray/NAME.png (class ids) and SAVE_DIR/color/NAME.png (VOC colours,
 or --colormap).
 
+example:
   python pyscripts/inference/inference_segsort.py \
     --data_dir VOCdevkit/ --data_list dataset/voc12/val.txt \
     --input_size 720,720 --strides 320,320 \
@@ -34,19 +35,21 @@ from seg_models import prototype_sets  # noqa: E402
 
 def get_arguments(argv=None):
   parser = flags.get_parser(__doc__)
-  flags.add_segsort_inference_flags(parser)
+  flags.add_segsort_inference_flags(parser, multiscale=False, overwrite=True)
   return flags.parse(parser, argv)
 
 
 def infer(args):
   """Predicts and saves every image of the list; returns the names."""
   inference_main.reject_multiscale_flags(args, 'inference_segsort.py')
+  inference_main.apply_checkpoint_settings(args, 'embedding')
   prototypes = prototype_sets.load_prototypes(
       args.prototype_dir, args.embedding_dim, args.num_classes)
   opts = inference_main.get_predictor_options(args)
   return inference_main.predict_list(
       args, lambda: predictor.SegSortPredictor(opts, prototypes),
-      lambda model, image: model.predict(image))
+      lambda model, image: model.predict(image),
+      script='inference_segsort.py')
 
 
 def main(argv=None):

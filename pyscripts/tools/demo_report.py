@@ -1,4 +1,4 @@
-"""Collects a demo run into DEMO_DIR/results.json and prints its table.
+r"""Collects a demo run into DEMO_DIR/results.json and prints its table.
 
     python pyscripts/tools/demo_report.py --demo_dir snapshots/demo \
         --timings snapshots/demo/timings.txt \

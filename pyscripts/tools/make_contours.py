@@ -1,4 +1,4 @@
-"""Writes HED contour maps (CONTOUR_DIR/NAME.png) for a data list.
+r"""Writes HED contour maps (CONTOUR_DIR/NAME.png) for a data list.
 
 The first step of the HED-owt-ucm oversegmentation masks; the second is
 

@@ -1,4 +1,4 @@
-"""Writes OWT-UCM-style oversegmentation masks (hed/NAME.png) for a data list.
+r"""Writes OWT-UCM-style oversegmentation masks (hed/NAME.png) for a data list.
 
 Unsupervised SegSort trains on oversegmentation regions. The original masks
 came from HED contours and MATLAB OWT-UCM; this tool makes them in Python

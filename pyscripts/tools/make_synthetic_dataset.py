@@ -1,4 +1,4 @@
-"""Generates a small synthetic segmentation dataset in the VOC layout.
+r"""Generates a small synthetic segmentation dataset in the VOC layout.
 
 Textured shapes on textured backgrounds, written under --output_dir (the
 --data_dir of the training and inference scripts); utils/synthetic_data.py

@@ -1,4 +1,4 @@
-"""Builds PASCAL VOC 2012 list files and grayscale labels from the downloads.
+r"""Builds PASCAL VOC 2012 list files and grayscale labels from the downloads.
 
 Inputs (the official downloads, unpacked anywhere):
 

@@ -1,4 +1,4 @@
-"""Pictures of what SegSort retrieved: segments and their nearest training ones.
+r"""Pictures of what SegSort retrieved: segments and their nearest training ones.
 
 For every image of --data_list: the single-scale prediction of
 inference_segsort.py, then SAVE_DIR/retrieval/NAME.png with the image, its
@@ -10,6 +10,7 @@ SAVE_DIR/pca/NAME.png, the embedding's first three principal components as
 RGB. Needs the prototype_index.json that extract_prototypes.py writes next
 to the prototypes.
 
+example:
   python pyscripts/tools/visualize_retrieval.py \
     --data_dir VOCdevkit/ --data_list dataset/voc12/val.txt \
     --restore_from SNAPSHOT_DIR/stage1/model.ckpt-30000 \
@@ -41,7 +42,7 @@ PCA_SUBDIR = 'pca'
 def get_arguments(argv=None):
   parser = flags.get_parser(__doc__)
   flags.add_segsort_inference_flags(parser, input_size='720,720',
-                                    strides='320,320')
+                                    strides='320,320', multiscale=False)
   group = parser.add_argument_group('pictures')
   group.add_argument('--num_segments', type=int, default=3,
                      help='Show the neighbours of this many of the largest '
@@ -63,6 +64,7 @@ def visualize(args):
   """Writes the pictures; returns the paths of the retrieval pictures."""
   inference_main.reject_multiscale_flags(args, 'visualize_retrieval.py')
   save_dir = inference_main.require_save_dir(args)
+  inference_main.apply_checkpoint_settings(args, 'embedding')
   if args.num_segments < 0 or args.thumbnail_size < 8:
     raise predictor.PredictorError('--num_segments must be >= 0 and '
                                    '--thumbnail_size >= 8')

@@ -15,7 +15,8 @@ from seg_models import trainer  # noqa: E402
 
 
 def get_arguments(argv=None):
-  return flags.get_training_arguments(__doc__, argv, learning_rate=2.5e-4)
+  return flags.get_training_arguments(__doc__, argv, learning_rate=2.5e-4,
+                                      clustering=False)
 
 
 def main(argv=None):
