@@ -360,3 +360,19 @@ def test_replace_dir_swaps_whole_folders(tmp_path, monkeypatch):
     serving.replace_dir(folder('third', '3'), str(target))
   assert (target / 'saved_model.pb').read_text() == '2'
   assert sorted(os.listdir(tmp_path)) == ['export', 'third']
+
+
+def test_export_takes_and_checks_the_checkpoint_settings(
+    tmp_path, capsys, tiny_segsort_snapshot):
+  """The model flags come from the snapshot's model.json: a contradicting
+  one is named before anything is built."""
+  prototypes = tmp_path / 'prototypes'
+  prototype_sets.save_prototypes(
+      str(prototypes), np.eye(DEPTH, dtype=np.float32)[:3],
+      np.arange(3, dtype=np.int32))
+  err = _error_of(export_model.main, [
+      '--restore_from', tiny_segsort_snapshot, '--prototype_dir',
+      str(prototypes), '--export_dir', str(tmp_path / 'export'),
+      '--backbone', 'resnet_v1_101'], capsys)
+  assert '--backbone' in err and 'resnet_v1_50' in err, err
+  assert not (tmp_path / 'export').exists()

@@ -71,6 +71,8 @@ def export(args):
   if not args.restore_from:
     raise serving.ExportError('--restore_from is required (a checkpoint '
                               'prefix or a snapshot folder)')
+  # The model flags not given come from the checkpoint's model.json.
+  inference_main.apply_checkpoint_settings(args, 'embedding')
   prototypes = prototype_sets.load_prototypes(
       args.prototype_dir, args.embedding_dim, args.num_classes)
   opts = inference_main.get_predictor_options(args)
