@@ -8,9 +8,6 @@ import argparse
 import os
 import sys
 
-
-from network.multigpu import towers
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Default --input_size and --strides of the SegSort inference scripts
@@ -503,6 +500,9 @@ def parse(parser, argv=None):
     parser.error('--data_list is required')
   if getattr(args, 'xla', False):
     # XLA on CPU must be asked for before TensorFlow runs anything.
+    # Imported here: importing network switches TensorFlow to graph mode,
+    # and make_contours.py (which parses these flags) runs HED eagerly.
+    from network.multigpu import towers  # pylint: disable=C0415
     towers.enable_xla_on_cpu()
   return args
 

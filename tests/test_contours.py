@@ -200,3 +200,16 @@ def test_script_runs_the_real_hed(tmp_path):
   result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
                           timeout=120)
   assert result.returncode == 0 and '0 to do, 2 already done' in result.stdout
+
+
+def test_parsing_flags_leaves_tensorflow_eager():
+  """make_contours.py parses pyscripts.flags and then runs HED eagerly:
+  importing the flags (and parsing --xla-free flags) must not import
+  `network`, whose import switches TensorFlow to graph mode."""
+  code = ('import sys; sys.path.insert(0, %r); from pyscripts import flags; '
+          'import tensorflow as tf; '
+          'print("network" in sys.modules, tf.executing_eagerly())' % ROOT)
+  result = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                          text=True, timeout=120)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert result.stdout.split() == ['False', 'True']
