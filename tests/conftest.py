@@ -88,8 +88,12 @@ TRAINING_TEST_MODULES = (
 # kernel-independent glue (files, flags, recipes, guards) that the first
 # pass covers. Before a release, run the whole suite both ways.
 ONEDNN_TEST_MODULES = (
-    'test_layers', 'test_resnet', 'test_training', 'test_segsort_losses',
-    'test_fast_paths')
+    'test_layers', 'test_resnet', 'test_segsort_losses', 'test_fast_paths',
+    # Of test_training, the numerics (dilated-conv gradients through the
+    # towers); its script, resume and accumulation tests are orchestration.
+    'test_training::test_segsort_loss_goes_down_on_a_fixed_batch',
+    'test_training::test_two_towers_equal_one_tower',
+    'test_training::test_train_graph_exposes_batch_and_output')
 
 
 def pytest_collection_modifyitems(config, items):
@@ -98,5 +102,6 @@ def pytest_collection_modifyitems(config, items):
     module = item.module.__name__.rsplit('.', 1)[-1]
     if module in TRAINING_TEST_MODULES:
       item.add_marker(pytest.mark.trains)
-    if module in ONEDNN_TEST_MODULES:
+    name = '%s::%s' % (module, getattr(item, 'originalname', item.name))
+    if module in ONEDNN_TEST_MODULES or name in ONEDNN_TEST_MODULES:
       item.add_marker(pytest.mark.onednn)
