@@ -156,7 +156,24 @@ def build_network(options, windows, num_outputs, reuse=False):
                                              options.input_size)))
 
 
-class Predictor(object):
+class SessionOwner(object):
+  """Owns self.session: close() and use as a context manager."""
+
+  session = None
+
+  def close(self):
+    if self.session is not None:
+      self.session.close()
+      self.session = None
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc_info):
+    self.close()
+
+
+class Predictor(SessionOwner):
   """The network on a batch of windows, in its own graph and session.
 
   Subclasses add their graphs in _build (called inside the graph before
@@ -225,17 +242,6 @@ class Predictor(object):
 
   def _init_feed_dict(self):
     return None
-
-  def close(self):
-    if self.session is not None:
-      self.session.close()
-      self.session = None
-
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *exc_info):
-    self.close()
 
   @property
   def batched(self):

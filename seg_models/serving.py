@@ -444,7 +444,7 @@ def read_metadata(export_dir):
     raise ExportError('cannot read %s: %s' % (path, e)) from e
 
 
-class ExportedSegmenter(object):
+class ExportedSegmenter(predictor.SessionOwner):
   """A SavedModel loaded in its own graph and session (TF1 loader).
 
   Use as a context manager, or call close().
@@ -510,14 +510,3 @@ class ExportedSegmenter(object):
   def segment_encoded(self, data):
     """Runs encoded_image on a file's bytes; returns {output: array}."""
     return self._run(SIGNATURE_ENCODED, data)
-
-  def close(self):
-    if self.session is not None:
-      self.session.close()
-      self.session = None
-
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *exc_info):
-    self.close()
