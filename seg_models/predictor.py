@@ -3,7 +3,8 @@
     extract_prototypes.py       SegSortPredictor.extract_prototypes
     inference_segsort.py        SegSortPredictor.predict (single scale)
     inference_segsort_msc.py    SegSortPredictor.predict_multiscale
-    inference.py                SoftmaxPredictor.predict / predict_multiscale
+    inference.py                SoftmaxPredictor.predict
+    inference_msc.py            SoftmaxPredictor.predict_multiscale
     visualize_retrieval.py      SegSortPredictor.predict(..., details)
     benchmark_inference.py      the same calls, with per-stage timings
 
@@ -13,10 +14,11 @@ A predictor builds one graph:
   upsampled bilinearly to the window; images of any size and aspect go
   through the sliding window (seg_models/sliding_window.py);
 - test-time clustering: vMF k-means of normalize(concat(embedding,
-  location)) from the grid start, over the pixels inside the image only,
-  one prototype per cluster (eval_utils.extract_test_prototypes); for the
-  annotated set, extract_trained_prototypes and the cluster map its
-  prototypes came from (seg_models/prototype_sets.py);
+  location)) over the pixels inside the image only, one prototype per
+  cluster (eval_utils.extract_test_prototypes), started as kmeans_grid says
+  (below); for the annotated set, extract_trained_prototypes from the grid
+  over the image and the cluster map its prototypes came from
+  (seg_models/prototype_sets.py);
 - the kNN search of the cluster prototypes in the training prototype bank
   and the per-class vote counts [Q, C] (PrototypeBankSearch over
   eval_utils.get_k_nearest_prototypes; the bank is a variable filled once
@@ -44,6 +46,17 @@ argmax (ties: lowest class).
 num_clusters (options, flags) is n, the clusters along each axis of the
 k-means start grid; cluster_grid is that grid and cluster_grid.count the
 K = n * n clusters of every clustered region.
+
+Where the test-time grid lies (kmeans_grid):
+
+- 'canvas': over the zero-padded input the network saw, cropped to the
+  pixels inside the image (eval_utils.get_test_start). Single scale, the
+  canvas is the image padded to at least --input_size and the locations are
+  (y / H, x / W) of the image; multi-scale, the canvas is the whole window
+  and the locations (y / win_h, x / win_w) within it. A 500 x 375 image in a
+  720 x 720 canvas starts from 4 x 3 clusters, not 5 x 5.
+- 'image': over the pixels inside the image (or the window's part inside
+  its view), with locations over that part: always n x n clusters.
 """
 import collections
 import contextlib
@@ -79,6 +92,11 @@ STAGES = (STAGE_NETWORK, STAGE_KMEANS, STAGE_KNN, STAGE_VOTES, STAGE_FUSED)
 
 PredictorError = errors.PredictorError
 
+# Where the test-time k-means grid lies (PredictorOptions.kmeans_grid).
+KMEANS_GRID_CANVAS = 'canvas'
+KMEANS_GRID_IMAGE = 'image'
+KMEANS_GRIDS = (KMEANS_GRID_CANVAS, KMEANS_GRID_IMAGE)
+
 
 @contextlib.contextmanager
 def _timed(timings, stage):
@@ -100,7 +118,8 @@ class PredictorOptions:
   num_clusters is n, the k-means start grid of every region is n x n.
   inference_batch_size is the windows per network call (1: the
   one-window-at-a-time path); xla compiles the graph with XLA
-  (towers.session_config).
+  (towers.session_config); kmeans_grid is one of KMEANS_GRIDS (module
+  docstring).
   """
   input_size: tuple = (720, 720)
   strides: tuple = (320, 320)
@@ -118,6 +137,7 @@ class PredictorOptions:
   knn_chunk_size: int = 65536
   inference_batch_size: int = 4
   xla: bool = False
+  kmeans_grid: str = KMEANS_GRID_CANVAS
 
 
 class Predictor(object):
@@ -173,8 +193,8 @@ class Predictor(object):
       output = model_fn(self._windows, num_outputs, is_training=False,
                         use_global_status=True)
       model_variables = tf.global_variables()
-      self._window_outputs = common.resize_bilinear(
-          output, list(self.window_size))
+      self._window_outputs = self._get_window_outputs(
+          common.resize_bilinear(output, list(self.window_size)))
       self._build()
       init_op = tf.global_variables_initializer()
     self.session = tf.Session(graph=self.graph,
@@ -192,6 +212,10 @@ class Predictor(object):
       raise
     # Nothing is added while predicting (a leak would slow every image).
     self.graph.finalize()
+
+  def _get_window_outputs(self, outputs):
+    """What run_windows returns, from the upsampled outputs [n, h, w, C]."""
+    return outputs
 
   def _build(self):
     pass
@@ -217,6 +241,8 @@ class Predictor(object):
 
   def run_windows(self, windows):
     """The network's outputs upsampled to the window: [n, win_h, win_w, C].
+
+    (SoftmaxPredictor: their softmax probabilities.)
 
     Args:
       windows: float32 [n, win_h, win_w, 3].
@@ -385,6 +411,9 @@ class SegSortPredictor(Predictor):
     if options.num_clusters < 1 or options.kmeans_iterations < 0:
       raise PredictorError('--num_clusters must be >= 1 and '
                            '--kmeans_iterations >= 0')
+    if options.kmeans_grid not in KMEANS_GRIDS:
+      raise PredictorError('--kmeans_grid must be one of %s, got %r'
+                           % (KMEANS_GRIDS, options.kmeans_grid))
     self.prototypes = prototypes
     # The k-means start grid of every clustered region; K = its count.
     self.cluster_grid = common_utils.cluster_grid(options.num_clusters)
@@ -392,20 +421,52 @@ class SegSortPredictor(Predictor):
                                            allow_random_weights)
 
   def _build(self):
-    opts = self.options
-    depth = opts.embedding_dim
-    # Test-time clustering of one region [h, w, D].
-    self._embedding = tf.placeholder(tf.float32, [None, None, depth],
-                                     name='embedding')
-    cluster_labels, test_prototypes = eval_utils.extract_test_prototypes(
-        self._embedding[tf.newaxis], self.cluster_grid,
-        opts.kmeans_iterations)
-    self._cluster_labels = cluster_labels[0]
-    self._test_prototypes = test_prototypes
+    # Test-time clustering of one region [h, w, D]: a whole image (single
+    # scale), or a window's part inside its view (multi-scale).
+    self._embedding = tf.placeholder(
+        tf.float32, [None, None, self.options.embedding_dim],
+        name='embedding')
+    self._cluster_labels, self._test_prototypes = self._cluster_region(
+        self._embedding, in_window=False)
+    (self._window_cluster_labels,
+     self._window_test_prototypes) = self._cluster_region(self._embedding,
+                                                          in_window=True)
     self._build_extraction()
     if self.prototypes is not None:
       self._build_knn()
       self._build_fused()
+
+  def _cluster_region(self, embedding, in_window):
+    """k-means of a region [h, w, D] from its kmeans_grid start.
+
+    Args:
+      embedding: the region's embedding, float32 [h, w, D].
+      in_window: the region is the top-left part of a sliding window
+        (multi-scale), not a whole image (single scale).
+
+    Returns:
+      cluster_labels int32 [h, w] in [0, K); test_prototypes [K, D].
+    """
+    shape = tf.shape(embedding)
+    size = [shape[0], shape[1]]
+    window = list(self.window_size)
+    if self.options.kmeans_grid == KMEANS_GRID_IMAGE:
+      canvas = location_size = None
+    elif in_window:
+      # The whole window, locations within it.
+      canvas = location_size = window
+    else:
+      # The image zero-padded to at least the window; locations over the
+      # image.
+      canvas = [tf.maximum(size[0], window[0]),
+                tf.maximum(size[1], window[1])]
+      location_size = None
+    initial_labels, location_features = eval_utils.get_test_start(
+        self.cluster_grid, size, canvas, location_size)
+    cluster_labels, test_prototypes = eval_utils.extract_test_prototypes(
+        embedding[tf.newaxis], self.cluster_grid,
+        self.options.kmeans_iterations, location_features, initial_labels)
+    return cluster_labels[0], test_prototypes
 
   def _build_extraction(self):
     """Prototypes of an annotated image, and the cluster of every pixel.
@@ -463,11 +524,10 @@ class SegSortPredictor(Predictor):
       # The part inside the view, clustered alone as the plain path does,
       # then padded back to the window with -1.
       output, (valid_h, valid_w) = args
-      labels, prototypes = eval_utils.extract_test_prototypes(
-          output[tf.newaxis, :valid_h, :valid_w], self.cluster_grid,
-          self.options.kmeans_iterations)
-      labels = tf.pad(labels[0], [[0, window_size[0] - valid_h],
-                                  [0, window_size[1] - valid_w]],
+      labels, prototypes = self._cluster_region(output[:valid_h, :valid_w],
+                                                in_window=True)
+      labels = tf.pad(labels, [[0, window_size[0] - valid_h],
+                               [0, window_size[1] - valid_w]],
                       constant_values=-1)
       return labels, prototypes
 
@@ -491,15 +551,23 @@ class SegSortPredictor(Predictor):
     return self._bank_search.get_init_feed_dict(self.prototypes.features,
                                                 self.prototypes.labels)
 
-  def cluster(self, embedding, timings=None):
+  def cluster(self, embedding, timings=None, in_window=False):
     """Test-time k-means of a region's embedding [h, w, D] (normalised here).
+
+    Args:
+      embedding: float32 [h, w, D], a whole image or (in_window) the part
+        of a sliding window inside its view.
+      timings: optional dict.
+      in_window: see _cluster_region.
 
     Returns:
       cluster_labels int32 [h, w] in [0, K); test_prototypes float32 [K, D].
     """
+    fetches = ([self._window_cluster_labels, self._window_test_prototypes]
+               if in_window else
+               [self._cluster_labels, self._test_prototypes])
     with _timed(timings, STAGE_KMEANS):
-      return self.session.run([self._cluster_labels, self._test_prototypes],
-                              {self._embedding: embedding})
+      return self.session.run(fetches, {self._embedding: embedding})
 
   def search(self, test_prototypes, timings=None):
     """kNN of test prototypes [Q, D] in the bank.
@@ -569,7 +637,8 @@ class SegSortPredictor(Predictor):
       with _timed(timings, STAGE_NETWORK):
         # Normalised by the clustering (as in the batched call).
         embedding = self.run_window(window)[:valid_h, :valid_w]
-      cluster_labels, test_prototypes = self.cluster(embedding, timings)
+      cluster_labels, test_prototypes = self.cluster(embedding, timings,
+                                                     in_window=True)
       labels.append(cluster_labels)
       votes.append(self.search(test_prototypes, timings)['votes'])
     return labels, votes
@@ -660,31 +729,52 @@ class SegSortPredictor(Predictor):
 
 
 class SoftmaxPredictor(Predictor):
-  """The pixel-wise softmax baseline: logits, argmax."""
+  """The pixel-wise softmax baseline: class probabilities, argmax.
+
+  Every window's logits are upsampled to the window and turned into
+  softmax probabilities (run_windows returns those); overlapping windows
+  merge their probabilities, not their logits.
+  """
 
   def __init__(self, options, allow_random_weights=False):
     super(SoftmaxPredictor, self).__init__(options, options.num_classes,
                                            allow_random_weights)
 
-  def predict(self, image, timings=None):
-    """Argmax of the sliding-window logits (mean over overlaps); [H, W]."""
-    logits = self.embed(image, sliding_window.NORMALIZE_MEAN, timings)
+  def _get_window_outputs(self, outputs):
+    return tf.nn.softmax(outputs, axis=3)
+
+  def predict(self, image, timings=None, return_scores=False):
+    """Argmax of the probabilities summed over the sliding windows; [H, W].
+
+    Returns:
+      int32 [H, W] labels (and the float32 [H, W, C] sums if
+      return_scores).
+    """
+    total = self.embed(image, sliding_window.NORMALIZE_NONE, timings)
     with _timed(timings, STAGE_VOTES):
-      return np.argmax(logits, axis=2).astype(np.int32)
+      labels = np.argmax(total, axis=2).astype(np.int32)
+    return (labels, total) if return_scores else labels
 
   def predict_multiscale(self, image, scales=MSC_SCALES, flip=True,
                          timings=None, return_scores=False):
-    """Sum over scales and flips of the softmax probabilities; argmax."""
+    """Multi-scale (+ flip) prediction from averaged probabilities.
+
+    For every view (scale s, and its mirror with flip), the probabilities
+    are averaged where its sliding windows overlap, resized to the image
+    and flipped back; the views' maps are summed and the label is their
+    argmax (ties: lowest class).
+
+    Returns:
+      int32 [H, W] labels (and float32 [H, W, C] sums if return_scores).
+    """
     size = image.shape[:2]
     total = np.zeros(size + (self.options.num_classes,), np.float32)
     for group in self._scale_groups(image, scales, flip):
-      all_logits = self.embed_views([view for _, view in group],
-                                    sliding_window.NORMALIZE_MEAN, timings)
+      all_probabilities = self.embed_views(
+          [view for _, view in group], sliding_window.NORMALIZE_MEAN,
+          timings)
       with _timed(timings, STAGE_VOTES):
-        for (flipped, _), logits in zip(group, all_logits):
-          logits -= logits.max(axis=2, keepdims=True)
-          probabilities = np.exp(logits)
-          probabilities /= probabilities.sum(axis=2, keepdims=True)
+        for (flipped, _), probabilities in zip(group, all_probabilities):
           total += sliding_window.fold_back(probabilities, flipped, size)
     with _timed(timings, STAGE_VOTES):
       labels = np.argmax(total, axis=2).astype(np.int32)

@@ -151,8 +151,8 @@ fi
 
 if [ "${IS_UNSUP}" = "1" ]; then
   D=${WORK_DIR}/unsup_segsort_${MASKS}_pspnet_${BACKBONE}_w${WIDTH_MULTIPLIER}_1xb${BATCH_SIZE}-${UNSUP_STEPS}it_camvid-${TRAIN_INPUT_SIZE/,/x}
-  stage unsup_train ${PYTHON} pyscripts/train/train_segsort_unsup.py ${NET} ${SEG} ${TRAIN} \
-    --concentration ${CONCENTRATION} --num_banks 0 \
+  stage unsup_train ${PYTHON} pyscripts/train/train_segsort_unsup.py ${NET} ${TRAIN} \
+    --embedding_dim ${EMBEDDING_DIM} --concentration ${CONCENTRATION} \
     --num_steps ${UNSUP_STEPS} --save_pred_every 1000 --snapshot_dir ${D}
   stage unsup_eval segsort_eval ${D}
 fi

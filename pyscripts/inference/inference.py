@@ -1,11 +1,11 @@
-"""Inference of the pixel-wise softmax baseline (train.py), one or many scales.
+"""Single-scale inference of the pixel-wise softmax baseline (train.py).
 
-Without --scale_aug, --scales or --flip_aug: the argmax of the logits over
-the sliding window (--input_size, --strides; logits averaged where windows
-overlap). With them: for every scale (0.5 ... 1.75 with --scale_aug, or
---scales) and, with --flip_aug, its mirror, the softmax probabilities are
-resized to the image, flipped back and summed; argmax. Writes
-SAVE_DIR/gray/NAME.png and SAVE_DIR/color/NAME.png.
+Every image goes through the sliding window (--input_size, --strides) over
+the zero-padded image; each window's softmax probabilities are summed where
+windows overlap; the label is their argmax. Writes SAVE_DIR/gray/NAME.png
+and SAVE_DIR/color/NAME.png. Multi-scale: inference_msc.py. The original's
+hyphenated spellings (--data-dir, --data-list, --input-size, --num-classes,
+--ignore-label, --restore-from, --save-dir) are accepted too.
 
   python pyscripts/inference/inference.py \
     --data_dir VOCdevkit/ --data_list dataset/voc12/val.txt \
@@ -26,26 +26,29 @@ from pyscripts import script_glue  # noqa: E402
 from seg_models import predictor  # noqa: E402
 
 
+def get_parser(description):
+  """The flags of inference.py and inference_msc.py (both spellings)."""
+  parser = flags.get_parser(description)
+  hyphenated = flags.SOFTMAX_INFERENCE_HYPHENATED
+  flags.add_data_flags(parser, input_size=flags.INFERENCE_WINDOW,
+                       hyphenated=hyphenated)
+  flags.add_model_flags(parser, hyphenated=hyphenated)
+  flags.add_inference_flags(parser, hyphenated=hyphenated)
+  return parser
+
+
 def get_arguments(argv=None):
-  parser = flags.get_parser(__doc__)
-  flags.add_data_flags(parser, input_size='720,720')
-  flags.add_model_flags(parser)
-  flags.add_inference_flags(parser)
-  return flags.parse(parser, argv)
+  return flags.parse(get_parser(__doc__), argv)
 
 
 def infer(args):
   """Predicts and saves every image of the list; returns the names."""
-  multiscale = bool(args.scale_aug or args.scales or args.flip_aug)
-  scales = predictor.get_scales(args.scale_aug, args.scales)
+  inference_main.reject_multiscale_flags(args, 'inference.py',
+                                         'inference_msc.py')
   opts = inference_main.get_predictor_options(args)
-
-  def predict(model, image):
-    if multiscale:
-      return model.predict_multiscale(image, scales, args.flip_aug)
-    return model.predict(image)
   return inference_main.predict_list(
-      args, lambda: predictor.SoftmaxPredictor(opts), predict)
+      args, lambda: predictor.SoftmaxPredictor(opts),
+      lambda model, image: model.predict(image))
 
 
 def main(argv=None):

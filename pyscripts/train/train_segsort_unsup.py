@@ -1,7 +1,10 @@
 """Training script for unsupervised SegSort.
 
 The segments come from oversegmentation masks (third list column, or the
-label path with segcls -> hed); no class label is used.
+label path with segcls -> hed); no class label is used. No k-means and no
+memory banks: as in the original, there are no --num_clusters,
+--kmeans_iterations or --num_banks flags (the prototypes of the trained
+model are extracted with extract_prototypes.py's).
 """
 import os
 import sys
@@ -15,7 +18,8 @@ from seg_models import trainer  # noqa: E402
 
 
 def get_arguments(argv=None):
-  return flags.get_training_arguments(__doc__, argv, learning_rate=2.5e-4)
+  return flags.get_training_arguments(__doc__, argv, learning_rate=2.5e-4,
+                                      kmeans=False)
 
 
 def main(argv=None):
