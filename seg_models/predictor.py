@@ -123,7 +123,8 @@ class PredictorOptions:
   xla: bool = False
 
 
-def build_network(options, windows, num_outputs, reuse=False):
+def build_network(options, windows, num_outputs, reuse=False,
+                  return_low_resolution=False):
   """The network on a batch of windows, upsampled to the window size.
 
   Inference mode: batch norm uses its moving statistics. Called a second
@@ -136,9 +137,11 @@ def build_network(options, windows, num_outputs, reuse=False):
     windows: float32 [n, win_h, win_w, 3] (mean subtracted).
     num_outputs: channels (embedding_dim or num_classes).
     reuse: reuse the variables of an earlier call.
+    return_low_resolution: also return the output before upsampling.
 
   Returns:
-    float32 [n, win_h, win_w, num_outputs].
+    float32 [n, win_h, win_w, num_outputs] (and, with
+    return_low_resolution, the network's output [n, h, w, num_outputs]).
 
   Raises:
     PredictorError for an unknown model or backbone.
@@ -151,9 +154,10 @@ def build_network(options, windows, num_outputs, reuse=False):
     raise PredictorError(str(e)) from e
   output = model_fn(windows, num_outputs, is_training=False,
                     use_global_status=True, reuse=reuse)
-  return common.resize_bilinear(
+  upsampled = common.resize_bilinear(
       output, list(sliding_window.check_size('--input_size',
                                              options.input_size)))
+  return (upsampled, output) if return_low_resolution else upsampled
 
 
 class SessionOwner(object):
@@ -216,8 +220,9 @@ class Predictor(SessionOwner):
       self._windows = tf.placeholder(
           tf.float32, [None] + list(self.window_size) + [3],
           name='crop_image_batch')
-      self._window_outputs = build_network(options, self._windows,
-                                           num_outputs)
+      # The outputs upsampled to the window, and before upsampling.
+      self._window_outputs, self._network_outputs = build_network(
+          options, self._windows, num_outputs, return_low_resolution=True)
       model_variables = tf.global_variables()
       self._build()
       init_op = tf.global_variables_initializer()
@@ -545,11 +550,14 @@ class SegSortPredictor(Predictor):
     window_size = list(self.window_size)
 
     def cluster_window(args):
-      # The part inside the view, clustered alone as the plain path does,
-      # then padded back to the window with -1.
+      # The part inside the view, clustered alone, then padded back to the
+      # window with -1. The k-means works from the network's output before
+      # upsampling (extract_test_prototypes_upsampled): the labels of the
+      # plain path's extract_test_prototypes on the upsampled part, up to
+      # float near-ties, with less work.
       output, (valid_h, valid_w) = args
-      labels, prototypes = eval_utils.extract_test_prototypes(
-          output[tf.newaxis, :valid_h, :valid_w], self.cluster_grid,
+      labels, prototypes = eval_utils.extract_test_prototypes_upsampled(
+          output, window_size, [valid_h, valid_w], self.cluster_grid,
           self.options.kmeans_iterations)
       labels = tf.pad(labels[0], [[0, window_size[0] - valid_h],
                                   [0, window_size[1] - valid_w]],
@@ -558,7 +566,7 @@ class SegSortPredictor(Predictor):
 
     # One window after the other (memory of one k-means at a time).
     cluster_labels, test_prototypes = tf.map_fn(
-        cluster_window, (self._window_outputs,
+        cluster_window, (self._network_outputs,
                          tf.unstack(self._window_sizes, axis=1)),
         dtype=(tf.int32, tf.float32), parallel_iterations=1,
         back_prop=False)
