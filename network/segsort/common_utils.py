@@ -370,7 +370,8 @@ def upsampled_kmeans(low_embedding, size, initial_labels, num_clusters,
     return tf.matmul(tf.one_hot(labels, num_clusters, dtype=rows.dtype),
                      rows, transpose_a=True)
 
-  def e_step(sums):
+  def e_step(sums, cur_labels):
+    """New labels, and the indices [M, 1] where they differ from cur's."""
     nonempty = sums[:, depth + 2:] > 0
     prototypes = normalize_embedding(sums[:, :depth + 2])
     bias = tf.where_v2(nonempty, 0.0, _EMPTY_CLUSTER_SIMILARITY)
@@ -382,33 +383,46 @@ def upsampled_kmeans(low_embedding, size, initial_labels, num_clusters,
     similarities = tf.reshape(similarities, [-1, num_clusters]) + tf.matmul(
         location_terms, tf.concat([prototypes[:, depth:], bias], axis=1),
         transpose_b=True)
-    # top_k puts the lower index first among equals, as argmax does.
-    return tf.nn.top_k(similarities, 1).indices[:, 0]
+    # A pixel keeps its cluster unless another is strictly more similar
+    # (a max is cheaper than top_k); only the pixels that move get the
+    # argmax, by top_k (the lower index first among equals, as argmax).
+    # Where the own cluster ties exactly with a lower one, the full
+    # argmax would take the lower: an exact float tie, left as it is.
+    own = tf.gather(tf.reshape(similarities, [-1]),
+                    tf.range(tf.size(cur_labels)) * num_clusters + cur_labels)
+    moving = tf.where(own < tf.reduce_max(similarities, axis=1))
+    new_labels = tf.tensor_scatter_nd_update(
+        cur_labels, moving,
+        tf.nn.top_k(tf.gather_nd(similarities, moving), 1).indices[:, 0])
+    new_labels.set_shape(cur_labels.get_shape())
+    return new_labels, moving
 
-  def body(step, cur_labels, old_labels, changed, sums):
+  def body(step, cur_labels, old_labels, moving, sums):
     if incremental:
-      moved = tf.where(changed)[:, 0]
+      moved = moving[:, 0]
       rows = tf.gather(augmented, moved)
       sums += (sums_of(rows, tf.gather(cur_labels, moved)) -
                sums_of(rows, tf.gather(old_labels, moved)))
     else:
       sums = sums_of(augmented, cur_labels)
-    new_labels = e_step(sums)
-    new_labels.set_shape(cur_labels.get_shape())
     sums.set_shape(first_sums.get_shape())
-    return (step + 1, new_labels, cur_labels,
-            tf.not_equal(new_labels, cur_labels), sums)
+    new_labels, new_moving = e_step(sums, cur_labels)
+    return step + 1, new_labels, cur_labels, new_moving, sums
 
   labels = tf.reshape(initial_labels, [-1])
   if iterations > 0:
-    first_sums = sums = sums_of(augmented, labels)
-    first = e_step(sums)
-    # Stops at the fixed point, as batch_kmeans_with_initial_labels does.
+    first_sums = sums_of(augmented, labels)
+    first, moving = e_step(first_sums, labels)
+    # Stops at the fixed point (no pixel moved), as
+    # batch_kmeans_with_initial_labels does.
     _, labels, _, _, _ = tf.while_loop(
-        lambda step, cur, old, changed, _: tf.logical_and(
-            step < iterations, tf.reduce_any(changed)),
-        body, [tf.constant(1), first, labels, tf.not_equal(first, labels),
-               sums], back_prop=False)
+        lambda step, cur, old, moving, _: tf.logical_and(
+            step < iterations, tf.shape(moving)[0] > 0),
+        body, [tf.constant(1), first, labels, moving, first_sums],
+        shape_invariants=[tf.TensorShape([]), first.get_shape(),
+                          labels.get_shape(), tf.TensorShape([None, 1]),
+                          first_sums.get_shape()],
+        back_prop=False)
   return tf.reshape(labels, [height, width]), embedding
 
 
