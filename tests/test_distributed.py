@@ -61,7 +61,8 @@ def test_two_worker_processes_equal_two_towers_and_resume_after_a_death(
   1's checkpoint and ends where the uninterrupted run does."""
   reference, losses = {}, []
   out = trainer.train(
-      _chief_opts(tiny_dataset, str(tmp_path / 'towers'), num_gpu=2),
+      _chief_opts(tiny_dataset, str(tmp_path / 'towers'), num_gpu=2,
+                  loss_device=trainer.LOSS_DEVICE_TOWER),
       trainer.LOSS_SEGSORT, step_callback=lambda s, l: losses.append(l))
   reference = tiny_data.read_checkpoint(out['checkpoint'])
 

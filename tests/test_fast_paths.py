@@ -259,18 +259,22 @@ def test_segsort_prediction_batched_equals_plain(tiny_dataset,
   assert predictor.STAGE_KMEANS not in batched_timings
 
 
+@pytest.mark.parametrize('kmeans_grid', predictor.KMEANS_GRIDS)
 def test_fused_window_call_equals_separate_calls(tiny_dataset,
-                                                 tiny_segsort_snapshot):
+                                                 tiny_segsort_snapshot,
+                                                 kmeans_grid):
   """Given the same network outputs, one call = network, k-means, kNN."""
   # The fused call's k-means: extract_test_prototypes_upsampled (see
   # test_upsampled_kmeans_equals_plain).
   image = image_reader.load_image(
       _entries(tiny_dataset, 'val.txt', 1)[0].image)
   prototypes = _prototypes()
-  with predictor.SegSortPredictor(_options(tiny_segsort_snapshot, 1),
-                                  prototypes) as plain, \
-      predictor.SegSortPredictor(_options(tiny_segsort_snapshot, 8),
-                                 prototypes) as batched:
+  with predictor.SegSortPredictor(
+      _options(tiny_segsort_snapshot, 1, kmeans_grid=kmeans_grid),
+      prototypes) as plain, \
+      predictor.SegSortPredictor(
+          _options(tiny_segsort_snapshot, 8, kmeans_grid=kmeans_grid),
+          prototypes) as batched:
     windows, refs = next(
         batched.iter_window_batches([image, image[:20, :30]]))
     sizes = np.array([[r[0].valid_h, r[0].valid_w] for r in refs], np.int32)
@@ -367,25 +371,20 @@ def test_predictor_computes_equal_windows_once(tiny_dataset,
   assert batched_windows * 2 == plain_windows
 
 
-def _location_embedding(embedding):
-  """normalize(concat(normalize(e), (y / h, x / w))) in float64 [h, w, D+2]."""
-  height, width = embedding.shape[:2]
-  return ref.normalize(np.concatenate(
-      [ref.normalize(embedding), ref.location_features(height, width)],
-      axis=2))
-
-
-@pytest.mark.parametrize('window,low_size,region', [
-    ((64, 80), (8, 10), (64, 80)), ((64, 80), (8, 10), (37, 51)),
-    ((50, 70), (7, 9), (50, 70)), ((50, 70), (7, 9), (23, 70))])
-def test_upsampled_kmeans_equals_plain(window, low_size, region):
+@pytest.mark.parametrize('window,low_size,region,canvas', [
+    ((64, 80), (8, 10), (64, 80), False), ((64, 80), (8, 10), (37, 51), False),
+    ((64, 80), (8, 10), (37, 51), True), ((50, 70), (7, 9), (50, 70), False),
+    ((50, 70), (7, 9), (23, 70), True)])
+def test_upsampled_kmeans_equals_plain(window, low_size, region, canvas):
   """k-means at low resolution = the plain path on the upsampled region.
 
-  The E-step's similarities are computed in another order (upsampled K
-  channels instead of D), so float32 rounds them differently (by a few
-  1e-7); a label may differ only where two clusters tie within that, and
-  such a difference moves prototypes by ~1 / cluster size. On these
-  embeddings (smooth regions plus noise, 10 iterations, still moving) the
+  From the grid over the region (locations over it), or (canvas) the grid
+  over the whole window cropped to the region (locations over the window),
+  as --kmeans_grid image / canvas start a window's part. The E-step's
+  similarities are computed in another order (upsampled K channels instead
+  of D), so float32 rounds them differently (by a few 1e-7); a label may
+  differ only where two clusters tie within that. On these embeddings
+  (smooth regions plus noise, 10 iterations) no pixel is that close: the
   float64 NumPy reference and both float32 paths agree on every pixel, and
   the prototypes to float32 rounding.
   """
@@ -395,19 +394,24 @@ def test_upsampled_kmeans_equals_plain(window, low_size, region):
                                               low_size[1] // 2 + 1))]
   low = (np.repeat(np.repeat(blobs, 2, 0), 2, 1)[:low_size[0], :low_size[1]]
          + 0.7 * rng.randn(low_size[0], low_size[1], 6)).astype(np.float32)
+  start = ref.grid_labels(3, 3, *(window if canvas else region))
+  start = start[:height, :width]
+  location = ref.location_features(*(window if canvas else region))
+  location = location[:height, :width].astype(np.float32)
   low_tensor = tf.constant(low)
   upsampled = tf.image.resize_bilinear(low_tensor[tf.newaxis], window,
                                        align_corners=False)
   region_tensor = upsampled[:, :height, :width]
-  plain = eval_utils.extract_test_prototypes(region_tensor, 3, 10)
+  plain = eval_utils.extract_test_prototypes(region_tensor, 3, 10, location,
+                                             start)
   fast = eval_utils.extract_test_prototypes_upsampled(
-      low_tensor, window, region, 3, 10)
+      low_tensor, window, region, 3, 10, location, start)
   with tf.Session() as sess:
     region_values, plain, fast = sess.run([region_tensor[0], plain, fast])
-  points = _location_embedding(region_values.astype(np.float64))
-  want = ref.kmeans(points.reshape(-1, points.shape[2]),
-                    ref.grid_labels(3, 3, height, width).reshape(-1), 9,
-                    10).reshape(height, width)
+  points = ref.normalize(np.concatenate(
+      [ref.normalize(region_values), location], axis=2))
+  want = ref.kmeans(points.reshape(-1, points.shape[2]), start.reshape(-1),
+                    9, 10).reshape(height, width)
   np.testing.assert_array_equal(plain[0][0], want)
   np.testing.assert_array_equal(fast[0][0], want)
   assert len(np.unique(want)) > 3
