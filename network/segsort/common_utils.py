@@ -297,8 +297,7 @@ def kmeans_with_initial_labels(embedding,
 
 
 def upsampled_kmeans(low_embedding, size, initial_labels, num_clusters,
-                     iterations=10, location_features=None,
-                     incremental=True):
+                     iterations=10, location_features=None):
   """Test-time vMF k-means of an upsampled embedding, E-step at low res.
 
   The region clustered is x = resize_bilinear(low_embedding, size) (TF 1.x
@@ -315,8 +314,11 @@ def upsampled_kmeans(low_embedding, size, initial_labels, num_clusters,
     is the upsampling of <low_embedding, p_k^x>: K channels at the low
     resolution are upsampled instead of D channels multiplied at full
     resolution.
-  - M-step (incremental): the sums are updated with the pixels that changed
-    cluster only (their rows added to the new cluster, taken from the old).
+  - E-step, argmax: a pixel keeps its cluster unless another is strictly
+    more similar (a max over clusters, cheaper than top_k); top_k runs on
+    the rows of the pixels that move only.
+  - M-step: the sums are updated with the pixels that moved only (their
+    rows added to the new cluster, taken from the old).
 
   Args:
     low_embedding: A float tensor [h_low, w_low, D], the network's output.
@@ -326,8 +328,6 @@ def upsampled_kmeans(low_embedding, size, initial_labels, num_clusters,
     iterations: Number of M/E iterations (a python int >= 0).
     location_features: Optional float tensor [h, w, 2]; default
       generate_location_features([h, w], 'float').
-    incremental: update the M-step sums with the changed pixels only
-      (False: sum every pixel, as the reference does).
 
   Returns:
     labels: An int32 tensor [h, w] in [0, K).
@@ -398,13 +398,10 @@ def upsampled_kmeans(low_embedding, size, initial_labels, num_clusters,
     return new_labels, moving
 
   def body(step, cur_labels, old_labels, moving, sums):
-    if incremental:
-      moved = moving[:, 0]
-      rows = tf.gather(augmented, moved)
-      sums += (sums_of(rows, tf.gather(cur_labels, moved)) -
-               sums_of(rows, tf.gather(old_labels, moved)))
-    else:
-      sums = sums_of(augmented, cur_labels)
+    moved = moving[:, 0]
+    rows = tf.gather(augmented, moved)
+    sums += (sums_of(rows, tf.gather(cur_labels, moved)) -
+             sums_of(rows, tf.gather(old_labels, moved)))
     sums.set_shape(first_sums.get_shape())
     new_labels, new_moving = e_step(sums, cur_labels)
     return step + 1, new_labels, cur_labels, new_moving, sums

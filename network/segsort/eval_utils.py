@@ -4,6 +4,8 @@
   request, the cluster of every pixel).
 - extract_test_prototypes: test-time clustering, one prototype per cluster
   (get_test_start: its start when the region lies in a larger canvas).
+  extract_test_prototypes_upsampled is the same from a network output
+  before upsampling, with less work (labels equal up to float near-ties).
 - get_k_nearest_prototypes: the kNN search and vote. For every test
   prototype, its k most similar training prototypes and the per-class
   votes of their labels; the training bank may be scanned in chunks so that
