@@ -38,7 +38,9 @@ Two paths compute the same labels, chosen by inference_batch_size:
   clustering and kNN of the image are one session call; multi-scale, the
   network, the clustering and the kNN of a batch of windows are one
   session call (no embedding goes back and forth), timed as the 'fused'
-  stage.
+  stage, and every window's k-means works from the network's output
+  before upsampling (cluster_window_upsampled: the same labels up to float
+  near-ties).
 
 Multi-scale inference accumulates, for every pixel, the votes of its
 cluster's k neighbours per class (sliding_window.accumulate_votes gathers
@@ -143,7 +145,8 @@ class PredictorOptions:
   kmeans_grid: str = KMEANS_GRID_CANVAS
 
 
-def build_network(options, windows, num_outputs, reuse=False):
+def build_network(options, windows, num_outputs, reuse=False,
+                  return_low_resolution=False):
   """The network on a batch of windows, upsampled to the window size.
 
   Inference mode: batch norm uses its moving statistics. Called a second
@@ -156,9 +159,11 @@ def build_network(options, windows, num_outputs, reuse=False):
     windows: float32 [n, win_h, win_w, 3] (mean subtracted).
     num_outputs: channels (embedding_dim or num_classes).
     reuse: reuse the variables of an earlier call.
+    return_low_resolution: also return the output before upsampling.
 
   Returns:
-    float32 [n, win_h, win_w, num_outputs].
+    float32 [n, win_h, win_w, num_outputs] (and, with
+    return_low_resolution, the network's output [n, h, w, num_outputs]).
 
   Raises:
     PredictorError for an unknown model or backbone.
@@ -171,9 +176,10 @@ def build_network(options, windows, num_outputs, reuse=False):
     raise PredictorError(str(e)) from e
   output = model_fn(windows, num_outputs, is_training=False,
                     use_global_status=True, reuse=reuse)
-  return common.resize_bilinear(
+  upsampled = common.resize_bilinear(
       output, list(sliding_window.check_size('--input_size',
                                              options.input_size)))
+  return (upsampled, output) if return_low_resolution else upsampled
 
 
 class SessionOwner(object):
@@ -236,8 +242,10 @@ class Predictor(SessionOwner):
       self._windows = tf.placeholder(
           tf.float32, [None] + list(self.window_size) + [3],
           name='crop_image_batch')
-      self._window_outputs = self._get_window_outputs(
-          build_network(options, self._windows, num_outputs))
+      # The outputs upsampled to the window, and before upsampling.
+      upsampled, self._network_outputs = build_network(
+          options, self._windows, num_outputs, return_low_resolution=True)
+      self._window_outputs = self._get_window_outputs(upsampled)
       model_variables = tf.global_variables()
       self._build()
       init_op = tf.global_variables_initializer()
@@ -420,7 +428,16 @@ def cluster_region(embedding, options, in_window=False):
   """
   grid = common_utils.cluster_grid(options.num_clusters)
   shape = tf.shape(embedding)
-  size = [shape[0], shape[1]]
+  initial_labels, location_features = _get_test_start(
+      [shape[0], shape[1]], options, in_window)
+  cluster_labels, test_prototypes = eval_utils.extract_test_prototypes(
+      embedding[tf.newaxis], grid, options.kmeans_iterations,
+      location_features, initial_labels)
+  return cluster_labels[0], test_prototypes
+
+
+def _get_test_start(size, options, in_window):
+  """(initial_labels, location_features) of a region [h, w]; see above."""
   window = list(sliding_window.check_size('--input_size', options.input_size))
   if options.kmeans_grid == KMEANS_GRID_IMAGE:
     canvas = location_size = None
@@ -432,11 +449,36 @@ def cluster_region(embedding, options, in_window=False):
     # image.
     canvas = [tf.maximum(size[0], window[0]), tf.maximum(size[1], window[1])]
     location_size = None
-  initial_labels, location_features = eval_utils.get_test_start(
-      grid, size, canvas, location_size)
-  cluster_labels, test_prototypes = eval_utils.extract_test_prototypes(
-      embedding[tf.newaxis], grid, options.kmeans_iterations,
-      location_features, initial_labels)
+  return eval_utils.get_test_start(
+      common_utils.cluster_grid(options.num_clusters), size, canvas,
+      location_size)
+
+
+def cluster_window_upsampled(network_output, valid_size, options):
+  """cluster_region(in_window=True) of a window's part, from before upsampling.
+
+  The region is the network's output upsampled to the window
+  (options.input_size) and cropped to valid_size; the k-means starts as
+  cluster_region's does, and runs at the network's resolution
+  (eval_utils.extract_test_prototypes_upsampled): the same labels up to
+  float near-ties, the prototypes up to float rounding, with less work.
+
+  Args:
+    network_output: float32 [h_low, w_low, D], one window's output.
+    valid_size: [h, w], int32 scalars, the part inside the view.
+    options: PredictorOptions (as cluster_region).
+
+  Returns:
+    cluster_labels int32 [h, w] in [0, K); test_prototypes float32 [K, D].
+  """
+  window = list(sliding_window.check_size('--input_size', options.input_size))
+  initial_labels, location_features = _get_test_start(valid_size, options,
+                                                      in_window=True)
+  cluster_labels, test_prototypes = (
+      eval_utils.extract_test_prototypes_upsampled(
+          network_output, window, valid_size,
+          common_utils.cluster_grid(options.num_clusters),
+          options.kmeans_iterations, location_features, initial_labels))
   return cluster_labels[0], test_prototypes
 
 
@@ -596,11 +638,14 @@ class SegSortPredictor(Predictor):
     window_size = list(self.window_size)
 
     def cluster_window(args):
-      # The part inside the view, clustered alone as the plain path does,
-      # then padded back to the window with -1.
+      # The part inside the view, clustered alone, then padded back to the
+      # window with -1. The k-means works from the network's output before
+      # upsampling (extract_test_prototypes_upsampled): the labels of the
+      # plain path's extract_test_prototypes on the upsampled part, up to
+      # float near-ties, with less work.
       output, (valid_h, valid_w) = args
-      labels, prototypes = cluster_region(output[:valid_h, :valid_w],
-                                          self.options, in_window=True)
+      labels, prototypes = cluster_window_upsampled(
+          output, [valid_h, valid_w], self.options)
       labels = tf.pad(labels, [[0, window_size[0] - valid_h],
                                [0, window_size[1] - valid_w]],
                       constant_values=-1)
@@ -608,7 +653,7 @@ class SegSortPredictor(Predictor):
 
     # One window after the other (memory of one k-means at a time).
     cluster_labels, test_prototypes = tf.map_fn(
-        cluster_window, (self._window_outputs,
+        cluster_window, (self._network_outputs,
                          tf.unstack(self._window_sizes, axis=1)),
         dtype=(tf.int32, tf.float32), parallel_iterations=1,
         back_prop=False)

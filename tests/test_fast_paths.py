@@ -21,6 +21,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from network.segsort import common_utils
+from network.segsort import eval_utils
 from network.segsort import train_utils
 from seg_models import benchmarking
 from seg_models import image_reader
@@ -263,6 +264,8 @@ def test_fused_window_call_equals_separate_calls(tiny_dataset,
                                                  tiny_segsort_snapshot,
                                                  kmeans_grid):
   """Given the same network outputs, one call = network, k-means, kNN."""
+  # The fused call's k-means: extract_test_prototypes_upsampled (see
+  # test_upsampled_kmeans_equals_plain).
   image = image_reader.load_image(
       _entries(tiny_dataset, 'val.txt', 1)[0].image)
   prototypes = _prototypes()
@@ -276,16 +279,20 @@ def test_fused_window_call_equals_separate_calls(tiny_dataset,
         batched.iter_window_batches([image, image[:20, :30]]))
     sizes = np.array([[r[0].valid_h, r[0].valid_w] for r in refs], np.int32)
     assert len(windows) > 2 and len({tuple(v) for v in sizes}) > 1
-    outputs = np.concatenate([plain.run_windows(w[np.newaxis])
-                              for w in windows])
+    low, outputs = zip(*[[out[0] for out in plain.session.run(
+        [plain._network_outputs, plain._window_outputs],
+        {plain._windows: w[np.newaxis]})] for w in windows])
     # The plain path's network returns these outputs...
     plain.run_window = dict(zip([w.tobytes() for w in windows],
                                 outputs)).__getitem__
     labels, votes = plain._window_votes(
         [w.tobytes() for w in windows], sizes, None)
-    # ... and they are fed to the fused call in place of its network's.
+    # ... and the fused call gets them before upsampling in place of its
+    # network's (its k-means works from there; the labels may differ from
+    # the plain path's only at float near-ties, which these do not have).
     fused = batched.session.run(batched._window_fetches, {
-        batched._window_outputs: outputs, batched._window_sizes: sizes})
+        batched._network_outputs: np.stack(low),
+        batched._window_sizes: sizes})
   for i, (height, width) in enumerate(sizes):
     np.testing.assert_array_equal(fused['cluster_labels'][i, :height, :width],
                                   labels[i])
@@ -362,3 +369,50 @@ def test_predictor_computes_equal_windows_once(tiny_dataset,
       predictor.SoftmaxPredictor, predict)
   _assert_same_labels(batched, plain, exact)
   assert batched_windows * 2 == plain_windows
+
+
+@pytest.mark.parametrize('window,low_size,region,canvas', [
+    ((64, 80), (8, 10), (64, 80), False), ((64, 80), (8, 10), (37, 51), False),
+    ((64, 80), (8, 10), (37, 51), True), ((50, 70), (7, 9), (50, 70), False),
+    ((50, 70), (7, 9), (23, 70), True)])
+def test_upsampled_kmeans_equals_plain(window, low_size, region, canvas):
+  """k-means at low resolution = the plain path on the upsampled region.
+
+  From the grid over the region (locations over it), or (canvas) the grid
+  over the whole window cropped to the region (locations over the window),
+  as --kmeans_grid image / canvas start a window's part. The E-step's
+  similarities are computed in another order (upsampled K channels instead
+  of D), so float32 rounds them differently (by a few 1e-7); a label may
+  differ only where two clusters tie within that. On these embeddings
+  (smooth regions plus noise, 10 iterations) no pixel is that close: the
+  float64 NumPy reference and both float32 paths agree on every pixel, and
+  the prototypes to float32 rounding.
+  """
+  rng = np.random.RandomState(sum(region))
+  height, width = region
+  blobs = rng.randn(4, 6)[rng.randint(0, 4, (low_size[0] // 2 + 1,
+                                              low_size[1] // 2 + 1))]
+  low = (np.repeat(np.repeat(blobs, 2, 0), 2, 1)[:low_size[0], :low_size[1]]
+         + 0.7 * rng.randn(low_size[0], low_size[1], 6)).astype(np.float32)
+  start = ref.grid_labels(3, 3, *(window if canvas else region))
+  start = start[:height, :width]
+  location = ref.location_features(*(window if canvas else region))
+  location = location[:height, :width].astype(np.float32)
+  low_tensor = tf.constant(low)
+  upsampled = tf.image.resize_bilinear(low_tensor[tf.newaxis], window,
+                                       align_corners=False)
+  region_tensor = upsampled[:, :height, :width]
+  plain = eval_utils.extract_test_prototypes(region_tensor, 3, 10, location,
+                                             start)
+  fast = eval_utils.extract_test_prototypes_upsampled(
+      low_tensor, window, region, 3, 10, location, start)
+  with tf.Session() as sess:
+    region_values, plain, fast = sess.run([region_tensor[0], plain, fast])
+  points = ref.normalize(np.concatenate(
+      [ref.normalize(region_values), location], axis=2))
+  want = ref.kmeans(points.reshape(-1, points.shape[2]), start.reshape(-1),
+                    9, 10).reshape(height, width)
+  np.testing.assert_array_equal(plain[0][0], want)
+  np.testing.assert_array_equal(fast[0][0], want)
+  assert len(np.unique(want)) > 3
+  np.testing.assert_allclose(fast[1], plain[1], rtol=0, atol=2e-6)

@@ -9,7 +9,9 @@ product.
 - In vMF k-means an empty cluster never attracts pixels.
 - `kmeans` clusters every image of a batch separately, in one batched graph;
   `batch_kmeans_with_initial_labels` is its form with explicit initial
-  labels and a pixel validity mask, used by the training loss.
+  labels and a pixel validity mask, used by the training loss;
+  `upsampled_kmeans` is the test-time form for an upsampled network output
+  that does its E-step at the network's resolution.
 - `num_clusters` is n, the clusters along each axis of the initial grid (or
   a pair [n_y, n_x]); `cluster_grid` turns it into the grid and the number
   of clusters K = n_y * n_x.
@@ -292,6 +294,133 @@ def kmeans_with_initial_labels(embedding,
       embedding[tf.newaxis], initial_labels[tf.newaxis], max_label,
       iterations)
   return labels[0]
+
+
+def upsampled_kmeans(low_embedding, size, initial_labels, num_clusters,
+                     iterations=10, location_features=None):
+  """Test-time vMF k-means of an upsampled embedding, E-step at low res.
+
+  The region clustered is x = resize_bilinear(low_embedding, size) (TF 1.x
+  corners, as the network's output is upsampled) cropped to the top-left
+  h x w of initial_labels, and the pixels clustered are, as in
+  eval_utils.extract_test_prototypes, z = normalize(concat(normalize(x),
+  location)). The labels are those of batch_kmeans_with_initial_labels on
+  z (up to float near-ties), computed with less work:
+  - E-step. With r = 1 / max(||x||, 1e-6) and t the norm of concat(r x,
+    location), <z, p_k> = (r <x, p_k^x> + <location, p_k^loc>) / t, and
+    the positive factor 1 / (r t) does not change which k is largest; so
+    the argmax is that of <x, p_k^x> + max(||x||, 1e-6) <location,
+    p_k^loc> (minus 1e9 for an empty cluster). Bilinear upsampling is linear, so <x, p_k^x>
+    is the upsampling of <low_embedding, p_k^x>: K channels at the low
+    resolution are upsampled instead of D channels multiplied at full
+    resolution.
+  - E-step, argmax: a pixel keeps its cluster unless another is strictly
+    more similar (a max over clusters, cheaper than top_k); top_k runs on
+    the rows of the pixels that move only.
+  - M-step: the sums are updated with the pixels that moved only (their
+    rows added to the new cluster, taken from the old).
+
+  Args:
+    low_embedding: A float tensor [h_low, w_low, D], the network's output.
+    size: [H, W], the size it is upsampled to (the window).
+    initial_labels: An integer tensor [h, w] in [0, K), h <= H, w <= W.
+    num_clusters: K, a python int or int scalar tensor.
+    iterations: Number of M/E iterations (a python int >= 0).
+    location_features: Optional float tensor [h, w, 2]; default
+      generate_location_features([h, w], 'float').
+
+  Returns:
+    labels: An int32 tensor [h, w] in [0, K).
+    embedding: A float tensor [h, w, D], normalize(x) (what the test
+      prototypes are made of).
+  """
+  if not isinstance(iterations, numbers.Integral) or iterations < 0:
+    raise ValueError('kmeans iterations must be an int >= 0, got %r'
+                     % (iterations,))
+  low_embedding = tf.convert_to_tensor(low_embedding)
+  initial_labels = tf.cast(initial_labels, tf.int32)
+  num_clusters = tf.cast(num_clusters, tf.int32)
+  region = tf.shape(initial_labels)
+  height, width = region[0], region[1]
+  depth = tf.shape(low_embedding)[2]
+  upsampled = tf.image.resize_bilinear(low_embedding[tf.newaxis], size,
+                                       align_corners=False)
+  x = upsampled[0, :height, :width]
+  embedding = normalize_embedding(x)
+  if location_features is None:
+    location_features = generate_location_features([height, width],
+                                                    'float')
+  location_features = tf.cast(location_features, embedding.dtype)
+  # The pixels as the reference clusters them, [N, D + 2], plus a 1 that
+  # counts pixels in the M-step.
+  pixels = tf.reshape(normalize_embedding(
+      tf.concat([embedding, location_features], axis=2)), [-1, depth + 2])
+  augmented = tf.concat([pixels, tf.ones_like(pixels[:, :1])], axis=1)
+  # [||x|| location, 1] per pixel, against [p^loc, bias] of every cluster.
+  norms = tf.sqrt(tf.maximum(
+      tf.reduce_sum(tf.square(x), axis=2, keepdims=True),
+      _NORM_EPSILON_SQUARED))
+  location_terms = tf.reshape(
+      tf.concat([norms * location_features, tf.ones_like(norms)], axis=2),
+      [-1, 3])
+  low_flat = tf.reshape(low_embedding, [-1, depth])
+  low_shape = tf.shape(low_embedding)
+
+  def sums_of(rows, labels):
+    return tf.matmul(tf.one_hot(labels, num_clusters, dtype=rows.dtype),
+                     rows, transpose_a=True)
+
+  def e_step(sums, cur_labels):
+    """New labels, and the indices [M, 1] where they differ from cur's."""
+    nonempty = sums[:, depth + 2:] > 0
+    prototypes = normalize_embedding(sums[:, :depth + 2])
+    bias = tf.where_v2(nonempty, 0.0, _EMPTY_CLUSTER_SIMILARITY)
+    low_similarities = tf.reshape(
+        tf.matmul(low_flat, prototypes[:, :depth], transpose_b=True),
+        [1, low_shape[0], low_shape[1], num_clusters])
+    similarities = tf.image.resize_bilinear(
+        low_similarities, size, align_corners=False)[0, :height, :width]
+    similarities = tf.reshape(similarities, [-1, num_clusters]) + tf.matmul(
+        location_terms, tf.concat([prototypes[:, depth:], bias], axis=1),
+        transpose_b=True)
+    # A pixel keeps its cluster unless another is strictly more similar
+    # (a max is cheaper than top_k); only the pixels that move get the
+    # argmax, by top_k (the lower index first among equals, as argmax).
+    # Where the own cluster ties exactly with a lower one, the full
+    # argmax would take the lower: an exact float tie, left as it is.
+    own = tf.gather(tf.reshape(similarities, [-1]),
+                    tf.range(tf.size(cur_labels)) * num_clusters + cur_labels)
+    moving = tf.where(own < tf.reduce_max(similarities, axis=1))
+    new_labels = tf.tensor_scatter_nd_update(
+        cur_labels, moving,
+        tf.nn.top_k(tf.gather_nd(similarities, moving), 1).indices[:, 0])
+    new_labels.set_shape(cur_labels.get_shape())
+    return new_labels, moving
+
+  def body(step, cur_labels, old_labels, moving, sums):
+    moved = moving[:, 0]
+    rows = tf.gather(augmented, moved)
+    sums += (sums_of(rows, tf.gather(cur_labels, moved)) -
+             sums_of(rows, tf.gather(old_labels, moved)))
+    sums.set_shape(first_sums.get_shape())
+    new_labels, new_moving = e_step(sums, cur_labels)
+    return step + 1, new_labels, cur_labels, new_moving, sums
+
+  labels = tf.reshape(initial_labels, [-1])
+  if iterations > 0:
+    first_sums = sums_of(augmented, labels)
+    first, moving = e_step(first_sums, labels)
+    # Stops at the fixed point (no pixel moved), as
+    # batch_kmeans_with_initial_labels does.
+    _, labels, _, _, _ = tf.while_loop(
+        lambda step, cur, old, moving, _: tf.logical_and(
+            step < iterations, tf.shape(moving)[0] > 0),
+        body, [tf.constant(1), first, labels, moving, first_sums],
+        shape_invariants=[tf.TensorShape([]), first.get_shape(),
+                          labels.get_shape(), tf.TensorShape([None, 1]),
+                          first_sums.get_shape()],
+        back_prop=False)
+  return tf.reshape(labels, [height, width]), embedding
 
 
 class ClusterGrid(collections.namedtuple('ClusterGrid', ['rows', 'cols'])):

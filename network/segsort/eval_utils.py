@@ -4,6 +4,8 @@
   request, the cluster of every pixel).
 - extract_test_prototypes: test-time clustering, one prototype per cluster
   (get_test_start: its start when the region lies in a larger canvas).
+  extract_test_prototypes_upsampled is the same from a network output
+  before upsampling, with less work (labels equal up to float near-ties).
 - get_k_nearest_prototypes: the kNN search and vote. For every test
   prototype, its k most similar training prototypes and the per-class
   votes of their labels; the training bank may be scanned in chunks so that
@@ -247,6 +249,49 @@ def extract_test_prototypes(embedding, num_clusters, kmeans_iterations,
   test_prototypes = common_utils.calculate_prototypes_from_labels(
       embedding, cluster_labels, total * shape[0])
   return cluster_labels, test_prototypes
+
+
+def extract_test_prototypes_upsampled(low_embedding, size, region_size,
+                                      num_clusters, kmeans_iterations,
+                                      location_features=None,
+                                      initial_labels=None):
+  """extract_test_prototypes of an upsampled network output, faster.
+
+  The region is resize_bilinear(low_embedding, size) cropped to its
+  top-left region_size; the result is that of extract_test_prototypes on
+  the region (one image) up to float rounding: the labels of
+  common_utils.upsampled_kmeans (equal up to float near-ties) and
+  prototypes summed by a one-hot matmul.
+
+  Args:
+    low_embedding: A float tensor [h_low, w_low, D].
+    size: [H, W], the size of the upsampled output (the window).
+    region_size: [h, w] <= size, python ints or int32 scalar tensors.
+    num_clusters: n per axis (K = n * n) or [n_y, n_x].
+    kmeans_iterations: Number of k-means iterations (a python int).
+    location_features: Optional float tensor [h, w, 2]; default (y / h,
+      x / w).
+    initial_labels: Optional integer tensor [h, w] in [0, K); default the
+      grid over h x w.
+
+  Returns:
+    cluster_labels: An int32 tensor [1, h, w] in [0, K).
+    test_prototypes: A float tensor [K, D] (zero rows for empty clusters).
+  """
+  grid = common_utils.cluster_grid(num_clusters)
+  if initial_labels is None:
+    initial_labels = common_utils.initialize_cluster_labels(grid,
+                                                            region_size)
+  cluster_labels, embedding = common_utils.upsampled_kmeans(
+      low_embedding, size, initial_labels, grid.count, kmeans_iterations,
+      location_features)
+  # A one-hot matmul sums faster than unsorted_segment_sum on CPU.
+  test_prototypes = common_utils.normalize_embedding(tf.matmul(
+      tf.one_hot(tf.reshape(cluster_labels, [-1]), grid.count,
+                 dtype=embedding.dtype),
+      tf.reshape(embedding, [-1, tf.shape(embedding)[2]]),
+      transpose_a=True))
+  return cluster_labels[tf.newaxis], test_prototypes
 
 
 # ---------------------------------------------------------------------------
