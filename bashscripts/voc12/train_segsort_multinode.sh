@@ -12,8 +12,8 @@
 #               "task": {"type": "worker", "index": I}};
 #   HOSTS       a comma-separated host:port list (below, or from the
 #               environment) with TASK_INDEX this machine's place in it;
-#   Slurm       under srun, HOSTS from the job's nodes (port PORT) and
-#               TASK_INDEX from SLURM_PROCID.
+#   Slurm       under srun with one task per node, HOSTS from the step's
+#               nodes (port PORT) and TASK_INDEX from SLURM_PROCID.
 #
 # Usage, on every machine (relative paths from the repository root, which
 # every machine sees at the same path, e.g. a shared file system; DATAROOT
@@ -124,11 +124,25 @@ print(",".join("localhost:%d" % x.getsockname()[1] for x in s))')
   TASK_INDEX=0
 fi
 
-# Slurm: one task per node, the nodes of the job in order.
-if [ -z "${TF_CONFIG}" ] && [ -z "${HOSTS}" ] &&
-   [ -n "${SLURM_JOB_NODELIST}" ]; then
-  HOSTS=$(scontrol show hostnames "${SLURM_JOB_NODELIST}" |
+# Slurm (under srun): one task per node, the nodes of the step (else of the
+# job) in order; srun's task I (SLURM_PROCID) is on the I-th of them.
+SLURM_NODES=${SLURM_STEP_NODELIST:-${SLURM_JOB_NODELIST:-}}
+SLURM_TASKS=${SLURM_STEP_NUM_TASKS:-${SLURM_NTASKS:-}}
+if [ -z "${TF_CONFIG}" ] && [ -z "${HOSTS}" ] && [ -n "${SLURM_NODES}" ]; then
+  HOSTS=$(scontrol show hostnames "${SLURM_NODES}" |
           sed "s/\$/:${PORT}/" | paste -sd, -)
+  if [ -z "${HOSTS}" ]; then
+    echo "error: $(recipe_name): \`scontrol show hostnames ${SLURM_NODES}\`" \
+      "listed no node; set HOSTS and TASK_INDEX instead." >&2
+    exit 1
+  fi
+  NUM_HOSTS=$(( $(echo "${HOSTS}" | tr , '\n' | wc -l) ))
+  if [ -n "${SLURM_TASKS}" ] && [ "${SLURM_TASKS}" != "${NUM_HOSTS}" ]; then
+    echo "error: $(recipe_name): Slurm runs ${SLURM_TASKS} tasks on" \
+      "${NUM_HOSTS} node(s) (${SLURM_NODES}); run one task per node:" \
+      "srun --ntasks-per-node=1 (a node's towers are NUM_GPU)." >&2
+    exit 1
+  fi
 fi
 if [ -n "${TF_CONFIG}" ]; then
   CLUSTER_FLAGS=()
