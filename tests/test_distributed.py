@@ -380,7 +380,8 @@ def test_multinode_recipe_in_a_tfjob_follows_the_operators_tf_config(
 
 @pytest.mark.slow
 def test_multinode_recipe_smoke_trains_both_stages(tmp_path):
-  """SMOKE=1: both stages on 2 worker processes, then the chief's steps."""
+  """SMOKE=1: both stages on 2 worker processes, then the chief's steps
+  (stage 2's only)."""
   smoke = tmp_path / 'smoke'
   result = _run_multinode(tmp_path, SMOKE='1', SMOKE_DIR=str(smoke),
                           PYTHON=sys.executable)
@@ -393,3 +394,6 @@ def test_multinode_recipe_smoke_trains_both_stages(tmp_path):
     assert 'cluster_spec: localhost:' in (stage / 'config').read_text()
   assert list((smoke / 'snapshots').glob(
       'voc12/segsort/*/stage2/results/val_msc/gray/*.png'))
+  assert list((smoke / 'snapshots').glob(
+      'voc12/segsort/*/stage2/results/val_msc/miou.json'))
+  assert not list((smoke / 'snapshots').glob('voc12/segsort/*/stage1/results'))

@@ -27,10 +27,12 @@
 # BATCH_SIZE is the batch of all towers of all machines: with NUM_GPU=4 on
 # each of 2 machines, 16 images are 2 per tower.
 #
-# SMOKE=1 runs the whole recipe on this machine with 2 worker processes on
-# free localhost ports, a tiny synthetic dataset and a tiny network (one
-# CPU tower per worker; SMOKE_DIR, a new temporary folder by default,
-# receives the data and every output):
+# SMOKE=1 runs the recipe on this machine with 2 worker processes on free
+# localhost ports, a tiny synthetic dataset and a tiny network (one CPU
+# tower per worker): both training stages on the 2 workers, then stage 2's
+# prototypes, multi-scale inference and mIoU on the chief (stage 1's with
+# IS_PROTOTYPE_1=1 IS_INFERENCE_1=1 IS_BENCHMARK_1=1). SMOKE_DIR, a new
+# temporary folder by default, receives the data and every output:
 #
 #   SMOKE=1 [SMOKE_DIR=/tmp/segsort_smoke] \
 #     bash bashscripts/voc12/train_segsort_multinode.sh
@@ -81,17 +83,22 @@ NUM_CLUSTERS=5
 KMEANS_ITERATIONS=10
 K_IN_NEAREST_NEIGHBORS=21
 
+SMOKE=${SMOKE:-0}
+# The chief's evaluation of stage 1 is the single-machine code that the
+# other recipes' smoke runs cover: SMOKE=1 leaves it out unless asked
+# (IS_PROTOTYPE_1=1 ...), which halves the process start-ups after training.
+STAGE1_EVAL=$([ "${SMOKE}" = 1 ] && echo 0 || echo 1)
+
 IS_TRAIN_1=${IS_TRAIN_1:-1}
-IS_PROTOTYPE_1=${IS_PROTOTYPE_1:-1}
-IS_INFERENCE_1=${IS_INFERENCE_1:-1}
-IS_BENCHMARK_1=${IS_BENCHMARK_1:-1}
+IS_PROTOTYPE_1=${IS_PROTOTYPE_1:-${STAGE1_EVAL}}
+IS_INFERENCE_1=${IS_INFERENCE_1:-${STAGE1_EVAL}}
+IS_BENCHMARK_1=${IS_BENCHMARK_1:-${STAGE1_EVAL}}
 IS_TRAIN_2=${IS_TRAIN_2:-1}
 IS_PROTOTYPE_2=${IS_PROTOTYPE_2:-1}
 IS_INFERENCE_2=${IS_INFERENCE_2:-0}
 IS_INFERENCE_MSC_2=${IS_INFERENCE_MSC_2:-1}
 IS_BENCHMARK_2=${IS_BENCHMARK_2:-1}
 
-SMOKE=${SMOKE:-0}
 if [ "${SMOKE}" = 1 ]; then
   SMOKE_DIR=${SMOKE_DIR:-$(mktemp -d -t segsort_smoke.XXXXXX)}
   DATAROOT=${SMOKE_DIR}/data
