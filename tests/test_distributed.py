@@ -147,6 +147,9 @@ OTHER_SCRIPTS = {
                                     kmeans_iterations=None)),
     'train.py': (train_softmax.main, dict(segsort=False)),
 }
+# Summaries at every step and one checkpoint: every step runs the same
+# fetches, so TensorFlow optimises the graph once per run, not twice.
+ONE_GRAPH_PASS = dict(update_tb_every=1, save_pred_every=2)
 
 
 def test_unsupervised_and_softmax_scripts_on_two_processes(tiny_dataset,
@@ -156,8 +159,8 @@ def test_unsupervised_and_softmax_scripts_on_two_processes(tiny_dataset,
   task 1 writes nothing, neither in its --snapshot_dir nor where it runs.
 
   Both clusters start first and train while this process runs the
-  references (the graph building and optimising, not the steps, take the
-  time: overlapped, the test fits the CI budget)."""
+  references: the graph building and optimising, not the steps, take the
+  time, and overlapped they use both cores."""
   jobs = {}
   try:
     _check_other_scripts(tiny_dataset, tmp_path, jobs)
@@ -173,9 +176,7 @@ def _check_other_scripts(tiny_dataset, tmp_path, jobs):
     out = tmp_path / script.replace('.py', '')
     (out / 'worker_cwd').mkdir(parents=True)
     spec = _spec(cluster_lib.free_localhost_ports(2))
-    # Summaries at every step (and one checkpoint): every step runs the
-    # same fetches, so TensorFlow optimises the graph once per run.
-    settings = dict(flags, update_tb_every=1, save_pred_every=2)
+    settings = dict(flags, **ONE_GRAPH_PASS)
     path = os.path.join(ROOT, 'pyscripts', 'train', script)
     jobs[script] = [
         _start_task(tiny_dataset, str(out / 'worker_snap'), spec, 1,
@@ -187,8 +188,7 @@ def _check_other_scripts(tiny_dataset, tmp_path, jobs):
     out = tmp_path / script.replace('.py', '')
     reference = main(tiny_data.train_args(
         tiny_dataset, str(out / 'towers'), **dict(
-            SETTING, update_tb_every=1, save_pred_every=2, num_gpu=2,
-            **flags)))
+            SETTING, num_gpu=2, **ONE_GRAPH_PASS, **flags)))
     for process, name in zip(jobs[script], ('worker.log', 'chief.log')):
       log = str(out / name)
       assert _finish(process, log, timeout=240) == 0, open(log).read()[-2000:]
@@ -233,8 +233,8 @@ def test_multinode_recipe_without_a_cluster_says_how_to_give_one(tmp_path):
 # arguments to $CALLS (one JSON list a line) instead of running them;
 # `python -c CODE` runs.
 RECORDING_PYTHON = """#!/bin/sh
-if [ "$1" = -c ]; then exec %(python)s "$@"; fi
-exec %(python)s -c 'import json, os, sys
+if [ "$1" = -c ]; then exec "%(python)s" "$@"; fi
+exec "%(python)s" -c 'import json, os, sys
 with open(os.environ["CALLS"], "a") as f:
   f.write(json.dumps(sys.argv[1:]) + "\\n")' "$@"
 """
