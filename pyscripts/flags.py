@@ -2,7 +2,10 @@
 
 Names, types and defaults are the original release's; the flags that are
 new here (--model, --backbone, --backbone_variant, --width_multiplier,
---num_gpu for the single-tower scripts, ...) say so in their help.
+--num_gpu for the single-tower scripts, ...) say so in their help. The
+softmax baseline's scripts (train.py, inference.py, inference_msc.py) also
+take the hyphenated spellings their originals had (--data-dir, ...; the
+SOFTMAX_*_HYPHENATED sets, see accept_hyphenated).
 """
 import argparse
 import os
@@ -10,11 +13,26 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Default --input_size and --strides of the SegSort inference scripts
-# (extract_prototypes.py, inference_segsort.py, inference_segsort_msc.py):
-# one 512x512 window per image up to that size. The VOC recipes pass their
-# own (480,480 / 320,320 windows, 720,720 single scale).
-SEGSORT_INFERENCE_WINDOW = '512,512'
+# Default --input_size and --strides of the inference scripts
+# (extract_prototypes.py, inference_segsort.py, inference_segsort_msc.py,
+# inference.py, inference_msc.py): one 512x512 window per image up to that
+# size. The VOC recipes pass their own (480,480 / 320,320 windows, 720,720
+# single scale).
+INFERENCE_WINDOW = '512,512'
+
+# The flags the softmax baseline's original scripts spelled with hyphens
+# (--data-dir, ...): those of the original's baseline codebase AAF, which
+# its README points to. A parser given one of these sets (accept_hyphenated)
+# takes both spellings of the flags in it.
+SOFTMAX_INFERENCE_HYPHENATED = frozenset([
+    'data_dir', 'data_list', 'input_size', 'num_classes', 'ignore_label',
+    'restore_from', 'save_dir', 'flip_aug', 'scale_aug'])
+SOFTMAX_TRAINING_HYPHENATED = frozenset([
+    'batch_size', 'data_dir', 'data_list', 'ignore_label', 'input_size',
+    'random_seed', 'is_training', 'use_global_status', 'learning_rate',
+    'weight_decay', 'num_classes', 'num_steps', 'iter_size', 'random_mirror',
+    'random_crop', 'random_scale', 'restore_from', 'save_pred_every',
+    'update_tb_every', 'snapshot_dir', 'not_restore_classifier'])
 
 
 def _int_pair(text):
@@ -100,6 +118,19 @@ def add_hidden_alias(group, alias, dest, **kwargs):
   """
   group.add_argument(alias, dest=dest, default=argparse.SUPPRESS,
                      help=argparse.SUPPRESS, **kwargs)
+
+
+def accept_hyphenated(parser, names):
+  """Lets the flags `names` of parser also be spelled with hyphens
+  (--data-dir for --data_dir), as the original softmax scripts spelled
+  them; --help lists both spellings."""
+  for action in parser._actions:  # pylint: disable=protected-access
+    if action.dest not in names:
+      continue
+    alias = '--' + action.dest.replace('_', '-')
+    if alias not in action.option_strings:
+      action.option_strings.append(alias)
+      parser._option_string_actions[alias] = action  # pylint: disable=W0212
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter,
@@ -248,8 +279,9 @@ def add_segsort_flags(parser, training=True, clustering=True):
   for training; --num_clusters and --kmeans_iterations with clustering.
 
   Unsupervised training (clustering=False) takes its segments from the
-  oversegmentation masks: it accepts the k-means and memory-bank flags (the
-  recipes share them) but ignores them.
+  oversegmentation masks and has neither k-means nor memory banks: as the
+  original unsupervised script, it has no such flags (argparse refuses
+  them).
   """
   group = parser.add_argument_group('segsort')
   group.add_argument('--embedding_dim', type=_positive_int, default=32,
@@ -266,17 +298,15 @@ def add_segsort_flags(parser, training=True, clustering=True):
   if training:
     clustering_flags['num_banks'] = dict(
         type=int, default=2, help='Number of memory banks for prototypes.')
-  for name, kwargs in clustering_flags.items():
-    if clustering:
+  if clustering:
+    for name, kwargs in clustering_flags.items():
       group.add_argument('--' + name, **kwargs)
-    else:
-      kwargs.pop('help')
-      add_ignored_flags(parser, 'unsupervised SegSort takes its segments '
-                        'from the oversegmentation masks', **{name: kwargs})
   return group
 
 
 def add_training_flags(parser, num_gpu=1, learning_rate=1e-3):
+  # Imported here for the reason add_model_flags gives.
+  from seg_models import trainer  # pylint: disable=import-outside-toplevel
   group = parser.add_argument_group('training')
   group.add_argument('--learning_rate', type=_positive_float,
                      default=learning_rate, help='Base learning rate.')
@@ -314,8 +344,20 @@ def add_training_flags(parser, num_gpu=1, learning_rate=1e-3):
   group.add_argument('--not_restore_classifier', action='store_true',
                      help='Whether to not restore classifier layers.')
   group.add_argument('--num_gpu', type=_positive_int, default=num_gpu,
-                     help='Number of towers (GPUs; CPU devices when no GPU '
-                          'is present); on each task of a cluster.')
+                     help='Number of GPUs to train on, as in the original: '
+                          'N >= 2 splits the batch over N - 1 network towers '
+                          '(synchronised batch norm) and computes the loss '
+                          'on the N-th GPU (see --loss_device); virtual CPU '
+                          'devices stand in when fewer than N GPUs are '
+                          'visible. On a cluster: the devices of each task.')
+  group.add_argument('--loss_device', type=str,
+                     default=trainer.LOSS_DEVICE_SEPARATE,
+                     choices=trainer.LOSS_DEVICES,
+                     help="Where the loss runs with --num_gpu N >= 2 (new "
+                          "here): 'separate' = on the N-th device, after N - "
+                          "1 network towers (the original's); 'tower' = on "
+                          "the first of N network towers (every device runs "
+                          "the network).")
   add_cluster_flags(parser)
   return group
 
@@ -381,7 +423,7 @@ def add_validation_flags(parser, prototypes=True):
   return group
 
 
-def add_inference_flags(parser, strides='320,320', multiscale=True,
+def add_inference_flags(parser, strides=INFERENCE_WINDOW, multiscale=True,
                         colormap=True, overwrite=False):
   """The sliding window, outputs and views of an inference script.
 
@@ -510,15 +552,30 @@ def parse(parser, argv=None):
 def add_prediction_flags(parser):
   """Inference options new here (not in the original release)."""
   group = parser.add_argument_group('prediction')
+  # Imported here for the reason add_model_flags gives.
+  from seg_models import predictor  # pylint: disable=import-outside-toplevel
   group.add_argument('--knn_chunk_size', type=int, default=65536,
                      help='Training prototypes compared per chunk in the kNN '
                           'search, bounding its memory (new here; 0 = the '
                           'whole bank at once).')
+  group.add_argument('--kmeans_grid', type=str,
+                     default=predictor.KMEANS_GRID_CANVAS,
+                     choices=predictor.KMEANS_GRIDS,
+                     help="Where the test-time k-means start grid lies (new "
+                          "here). 'canvas', the original's: the n x n grid "
+                          "over the zero-padded input the network saw (single "
+                          "scale: the image padded to --input_size, locations "
+                          "over the image; multi-scale: the whole window, "
+                          "locations over it), so an image smaller than the "
+                          "canvas starts with fewer clusters (500x375 in "
+                          "720x720: 12 of 25). 'image': grid and locations "
+                          "over the image (or the window's part inside it) "
+                          "only, always n x n clusters.")
   return group
 
 
-def add_segsort_inference_flags(parser, input_size=SEGSORT_INFERENCE_WINDOW,
-                                strides=SEGSORT_INFERENCE_WINDOW,
+def add_segsort_inference_flags(parser, input_size=INFERENCE_WINDOW,
+                                strides=INFERENCE_WINDOW,
                                 multiscale=True, overwrite=False):
   """Every flag of a SegSort kNN inference script."""
   add_data_flags(parser, input_size=input_size, training=False,
@@ -532,7 +589,8 @@ def add_segsort_inference_flags(parser, input_size=SEGSORT_INFERENCE_WINDOW,
 
 
 def get_training_arguments(description, argv=None, segsort=True, num_gpu=1,
-                           learning_rate=1e-3, clustering=True):
+                           learning_rate=1e-3, clustering=True,
+                           hyphenated=()):
   """Parses the flags of a training script (SegSort flags if segsort).
 
   Args:
@@ -543,6 +601,8 @@ def get_training_arguments(description, argv=None, segsort=True, num_gpu=1,
     learning_rate: the script's default --learning_rate.
     clustering: whether the loss clusters (k-means, memory banks); the
       unsupervised loss does not.
+    hyphenated: the flags that also take the hyphenated spelling (e.g.
+      SOFTMAX_TRAINING_HYPHENATED).
 
   Returns:
     The parsed arguments (argparse.Namespace).
@@ -554,4 +614,5 @@ def get_training_arguments(description, argv=None, segsort=True, num_gpu=1,
     add_segsort_flags(parser, clustering=clustering)
   add_training_flags(parser, num_gpu=num_gpu, learning_rate=learning_rate)
   add_validation_flags(parser, prototypes=segsort)
+  accept_hyphenated(parser, hyphenated)
   return parse(parser, argv)

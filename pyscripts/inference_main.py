@@ -28,13 +28,14 @@ SINGLE_SCALE = 'single_scale'
 MULTI_SCALE = 'multi_scale'
 
 
-def reject_multiscale_flags(args, script):
+def reject_multiscale_flags(args, script,
+                            msc_script='inference_segsort_msc.py'):
   """Single-scale scripts refuse --flip_aug / --scale_aug / --scales."""
   for flag in ('flip_aug', 'scale_aug', 'scales'):
     if getattr(args, flag, None):
       raise predictor.PredictorError(
-          '--%s is a multi-scale option: %s is single scale (use '
-          'inference_segsort_msc.py or inference.py)' % (flag, script))
+          '--%s is a multi-scale option: %s is single scale (use %s)'
+          % (flag, script, msc_script))
 
 
 def get_entries(args, need_label=False):

@@ -3,7 +3,8 @@
     extract_prototypes.py       SegSortPredictor.extract_prototypes
     inference_segsort.py        SegSortPredictor.predict (single scale)
     inference_segsort_msc.py    SegSortPredictor.predict_multiscale
-    inference.py                SoftmaxPredictor.predict / predict_multiscale
+    inference.py                SoftmaxPredictor.predict
+    inference_msc.py            SoftmaxPredictor.predict_multiscale
     visualize_retrieval.py      SegSortPredictor.predict(..., details)
     benchmark_inference.py      the same calls, with per-stage timings
 
@@ -13,13 +14,14 @@ A predictor builds one graph:
   upsampled bilinearly to the window; images of any size and aspect go
   through the sliding window (seg_models/sliding_window.py);
 - test-time clustering: vMF k-means of normalize(concat(embedding,
-  location)) from the grid start, over the pixels inside the image only,
-  one prototype per cluster (eval_utils.extract_test_prototypes; single
-  scale, segment_image normalises the sliding-window sum in the graph and
-  votes, the very function the exported SavedModel runs,
-  seg_models/serving.py); for the
-  annotated set, extract_trained_prototypes and the cluster map its
-  prototypes came from (seg_models/prototype_sets.py);
+  location)) over the pixels inside the image only, started as kmeans_grid
+  says (below), one prototype per cluster (cluster_region over
+  eval_utils.extract_test_prototypes; single scale, segment_image
+  normalises the sliding-window sum in the graph and votes, the very
+  function the exported SavedModel runs, seg_models/serving.py); for the
+  annotated set, extract_trained_prototypes from the grid over the image
+  and the cluster map its prototypes came from
+  (seg_models/prototype_sets.py);
 - the kNN search of the cluster prototypes in the training prototype bank
   and the per-class vote counts [Q, C] (PrototypeBankSearch over
   eval_utils.get_k_nearest_prototypes; the bank is a variable filled once
@@ -47,6 +49,17 @@ argmax (ties: lowest class).
 num_clusters (options, flags) is n, the clusters along each axis of the
 k-means start grid; cluster_grid is that grid and cluster_grid.count the
 K = n * n clusters of every clustered region.
+
+Where the test-time grid lies (kmeans_grid):
+
+- 'canvas': over the zero-padded input the network saw, cropped to the
+  pixels inside the image (eval_utils.get_test_start). Single scale, the
+  canvas is the image padded to at least --input_size and the locations are
+  (y / H, x / W) of the image; multi-scale, the canvas is the whole window
+  and the locations (y / win_h, x / win_w) within it. A 500 x 375 image in a
+  720 x 720 canvas starts from 4 x 3 clusters, not 5 x 5.
+- 'image': over the pixels inside the image (or the window's part inside
+  its view), with locations over that part: always n x n clusters.
 """
 import collections
 import contextlib
@@ -82,6 +95,11 @@ STAGES = (STAGE_NETWORK, STAGE_KMEANS, STAGE_KNN, STAGE_VOTES, STAGE_FUSED)
 
 PredictorError = errors.PredictorError
 
+# Where the test-time k-means grid lies (PredictorOptions.kmeans_grid).
+KMEANS_GRID_CANVAS = 'canvas'
+KMEANS_GRID_IMAGE = 'image'
+KMEANS_GRIDS = (KMEANS_GRID_CANVAS, KMEANS_GRID_IMAGE)
+
 
 @contextlib.contextmanager
 def _timed(timings, stage):
@@ -103,7 +121,8 @@ class PredictorOptions:
   num_clusters is n, the k-means start grid of every region is n x n.
   inference_batch_size is the windows per network call (1: the
   one-window-at-a-time path); xla compiles the graph with XLA
-  (towers.session_config).
+  (towers.session_config); kmeans_grid is one of KMEANS_GRIDS (module
+  docstring).
   """
   input_size: tuple = (720, 720)
   strides: tuple = (320, 320)
@@ -121,6 +140,7 @@ class PredictorOptions:
   knn_chunk_size: int = 65536
   inference_batch_size: int = 4
   xla: bool = False
+  kmeans_grid: str = KMEANS_GRID_CANVAS
 
 
 def build_network(options, windows, num_outputs, reuse=False):
@@ -216,8 +236,8 @@ class Predictor(SessionOwner):
       self._windows = tf.placeholder(
           tf.float32, [None] + list(self.window_size) + [3],
           name='crop_image_batch')
-      self._window_outputs = build_network(options, self._windows,
-                                           num_outputs)
+      self._window_outputs = self._get_window_outputs(
+          build_network(options, self._windows, num_outputs))
       model_variables = tf.global_variables()
       self._build()
       init_op = tf.global_variables_initializer()
@@ -248,8 +268,14 @@ class Predictor(SessionOwner):
     """Whether windows go through the network in batches."""
     return self.options.inference_batch_size > 1
 
+  def _get_window_outputs(self, outputs):
+    """What run_windows returns, from the upsampled outputs [n, h, w, C]."""
+    return outputs
+
   def run_windows(self, windows):
     """The network's outputs upsampled to the window: [n, win_h, win_w, C].
+
+    (SoftmaxPredictor: their softmax probabilities.)
 
     Args:
       windows: float32 [n, win_h, win_w, 3].
@@ -374,23 +400,43 @@ class PrototypeBankSearch(object):
     return session.run(self._fetches, {self._queries: test_prototypes})
 
 
-def cluster_image(embedding, options):
-  """Test-time k-means of a whole image, in the graph.
+def cluster_region(embedding, options, in_window=False):
+  """Test-time k-means of a region [h, w, D], in the graph.
 
   vMF k-means of normalize(concat(embedding, location)) from the
-  num_clusters x num_clusters grid start (eval_utils.extract_test_prototypes),
-  one prototype per cluster.
+  num_clusters x num_clusters grid start placed as options.kmeans_grid says
+  (module docstring; eval_utils.get_test_start), one prototype per cluster
+  (eval_utils.extract_test_prototypes).
 
   Args:
-    embedding: float32 [H, W, D], unit embeddings.
-    options: PredictorOptions (num_clusters, kmeans_iterations).
+    embedding: float32 [h, w, D], unit embeddings.
+    options: PredictorOptions (num_clusters, kmeans_iterations,
+      kmeans_grid, input_size: the window).
+    in_window: the region is the top-left part of a sliding window
+      (multi-scale), not a whole image (single scale).
 
   Returns:
-    cluster_labels int32 [H, W] in [0, K); test_prototypes float32 [K, D].
+    cluster_labels int32 [h, w] in [0, K); test_prototypes float32 [K, D].
   """
+  grid = common_utils.cluster_grid(options.num_clusters)
+  shape = tf.shape(embedding)
+  size = [shape[0], shape[1]]
+  window = list(sliding_window.check_size('--input_size', options.input_size))
+  if options.kmeans_grid == KMEANS_GRID_IMAGE:
+    canvas = location_size = None
+  elif in_window:
+    # The whole window, locations within it.
+    canvas = location_size = window
+  else:
+    # The image zero-padded to at least the window; locations over the
+    # image.
+    canvas = [tf.maximum(size[0], window[0]), tf.maximum(size[1], window[1])]
+    location_size = None
+  initial_labels, location_features = eval_utils.get_test_start(
+      grid, size, canvas, location_size)
   cluster_labels, test_prototypes = eval_utils.extract_test_prototypes(
-      embedding[tf.newaxis], common_utils.cluster_grid(options.num_clusters),
-      options.kmeans_iterations)
+      embedding[tf.newaxis], grid, options.kmeans_iterations,
+      location_features, initial_labels)
   return cluster_labels[0], test_prototypes
 
 
@@ -398,7 +444,7 @@ def segment_image(embedding_sum, options, bank_search=None):
   """Single-scale SegSort of one image, in the graph.
 
   The image's summed sliding-window output is L2-normalised per pixel and
-  clustered (cluster_image); given a bank, every cluster takes the class
+  clustered (cluster_region); given a bank, every cluster takes the class
   most of its k nearest training prototypes have (ties: lowest class).
   SegSortPredictor.predict runs it on the sum computed in NumPy, the
   exported SavedModel (seg_models/serving.py) on the sum computed in its own
@@ -407,7 +453,8 @@ def segment_image(embedding_sum, options, bank_search=None):
   Args:
     embedding_sum: float32 [H, W, D], the sliding-window sum
       (sliding_window.NORMALIZE_NONE).
-    options: PredictorOptions (num_clusters, kmeans_iterations).
+    options: PredictorOptions (num_clusters, kmeans_iterations,
+      kmeans_grid, input_size).
     bank_search: a PrototypeBankSearch, or None for the clustering only.
 
   Returns:
@@ -417,7 +464,7 @@ def segment_image(embedding_sum, options, bank_search=None):
     int32 [H, W].
   """
   embedding = common_utils.normalize_embedding(embedding_sum)
-  cluster_labels, test_prototypes = cluster_image(embedding, options)
+  cluster_labels, test_prototypes = cluster_region(embedding, options)
   fetches = {'embedding': embedding, 'cluster_labels': cluster_labels,
              'test_prototypes': test_prototypes}
   if bank_search is not None:
@@ -474,6 +521,9 @@ class SegSortPredictor(Predictor):
     if options.num_clusters < 1 or options.kmeans_iterations < 0:
       raise PredictorError('--num_clusters must be >= 1 and '
                            '--kmeans_iterations >= 0')
+    if options.kmeans_grid not in KMEANS_GRIDS:
+      raise PredictorError('--kmeans_grid must be one of %s, got %r'
+                           % (KMEANS_GRIDS, options.kmeans_grid))
     self.prototypes = prototypes
     # The k-means start grid of every clustered region; K = its count.
     self.cluster_grid = common_utils.cluster_grid(options.num_clusters)
@@ -483,14 +533,15 @@ class SegSortPredictor(Predictor):
   def _build(self):
     opts = self.options
     depth = opts.embedding_dim
-    # Test-time clustering of one region [h, w, D].
+    # Test-time clustering of one region [h, w, D]: a whole image (single
+    # scale), or a window's part inside its view (multi-scale).
     self._embedding = tf.placeholder(tf.float32, [None, None, depth],
                                      name='embedding')
-    cluster_labels, test_prototypes = eval_utils.extract_test_prototypes(
-        self._embedding[tf.newaxis], self.cluster_grid,
-        opts.kmeans_iterations)
-    self._cluster_labels = cluster_labels[0]
-    self._test_prototypes = test_prototypes
+    self._cluster_labels, self._test_prototypes = cluster_region(
+        self._embedding, opts)
+    (self._window_cluster_labels,
+     self._window_test_prototypes) = cluster_region(self._embedding, opts,
+                                                    in_window=True)
     self._build_extraction()
     self._bank_search = None
     if self.prototypes is not None:
@@ -548,11 +599,10 @@ class SegSortPredictor(Predictor):
       # The part inside the view, clustered alone as the plain path does,
       # then padded back to the window with -1.
       output, (valid_h, valid_w) = args
-      labels, prototypes = eval_utils.extract_test_prototypes(
-          output[tf.newaxis, :valid_h, :valid_w], self.cluster_grid,
-          self.options.kmeans_iterations)
-      labels = tf.pad(labels[0], [[0, window_size[0] - valid_h],
-                                  [0, window_size[1] - valid_w]],
+      labels, prototypes = cluster_region(output[:valid_h, :valid_w],
+                                          self.options, in_window=True)
+      labels = tf.pad(labels, [[0, window_size[0] - valid_h],
+                               [0, window_size[1] - valid_w]],
                       constant_values=-1)
       return labels, prototypes
 
@@ -576,15 +626,23 @@ class SegSortPredictor(Predictor):
     return self._bank_search.get_init_feed_dict(self.prototypes.features,
                                                 self.prototypes.labels)
 
-  def cluster(self, embedding, timings=None):
+  def cluster(self, embedding, timings=None, in_window=False):
     """Test-time k-means of a region's embedding [h, w, D] (normalised here).
+
+    Args:
+      embedding: float32 [h, w, D], a whole image or (in_window) the part
+        of a sliding window inside its view.
+      timings: optional dict.
+      in_window: see cluster_region.
 
     Returns:
       cluster_labels int32 [h, w] in [0, K); test_prototypes float32 [K, D].
     """
+    fetches = ([self._window_cluster_labels, self._window_test_prototypes]
+               if in_window else
+               [self._cluster_labels, self._test_prototypes])
     with _timed(timings, STAGE_KMEANS):
-      return self.session.run([self._cluster_labels, self._test_prototypes],
-                              {self._embedding: embedding})
+      return self.session.run(fetches, {self._embedding: embedding})
 
   def search(self, test_prototypes, timings=None):
     """kNN of test prototypes [Q, D] in the bank.
@@ -664,7 +722,8 @@ class SegSortPredictor(Predictor):
       with _timed(timings, STAGE_NETWORK):
         # Normalised by the clustering (as in the batched call).
         embedding = self.run_window(window)[:valid_h, :valid_w]
-      cluster_labels, test_prototypes = self.cluster(embedding, timings)
+      cluster_labels, test_prototypes = self.cluster(embedding, timings,
+                                                     in_window=True)
       labels.append(cluster_labels)
       votes.append(self.search(test_prototypes, timings)['votes'])
     return labels, votes
@@ -755,31 +814,52 @@ class SegSortPredictor(Predictor):
 
 
 class SoftmaxPredictor(Predictor):
-  """The pixel-wise softmax baseline: logits, argmax."""
+  """The pixel-wise softmax baseline: class probabilities, argmax.
+
+  Every window's logits are upsampled to the window and turned into
+  softmax probabilities (run_windows returns those); overlapping windows
+  merge their probabilities, not their logits.
+  """
 
   def __init__(self, options, allow_random_weights=False):
     super(SoftmaxPredictor, self).__init__(options, options.num_classes,
                                            allow_random_weights)
 
-  def predict(self, image, timings=None):
-    """Argmax of the sliding-window logits (mean over overlaps); [H, W]."""
-    logits = self.embed(image, sliding_window.NORMALIZE_MEAN, timings)
+  def _get_window_outputs(self, outputs):
+    return tf.nn.softmax(outputs, axis=3)
+
+  def predict(self, image, timings=None, return_scores=False):
+    """Argmax of the probabilities summed over the sliding windows; [H, W].
+
+    Returns:
+      int32 [H, W] labels (and the float32 [H, W, C] sums if
+      return_scores).
+    """
+    total = self.embed(image, sliding_window.NORMALIZE_NONE, timings)
     with _timed(timings, STAGE_VOTES):
-      return np.argmax(logits, axis=2).astype(np.int32)
+      labels = np.argmax(total, axis=2).astype(np.int32)
+    return (labels, total) if return_scores else labels
 
   def predict_multiscale(self, image, scales=MSC_SCALES, flip=True,
                          timings=None, return_scores=False):
-    """Sum over scales and flips of the softmax probabilities; argmax."""
+    """Multi-scale (+ flip) prediction from averaged probabilities.
+
+    For every view (scale s, and its mirror with flip), the probabilities
+    are averaged where its sliding windows overlap, resized to the image
+    and flipped back; the views' maps are summed and the label is their
+    argmax (ties: lowest class).
+
+    Returns:
+      int32 [H, W] labels (and float32 [H, W, C] sums if return_scores).
+    """
     size = image.shape[:2]
     total = np.zeros(size + (self.options.num_classes,), np.float32)
     for group in self._scale_groups(image, scales, flip):
-      all_logits = self.embed_views([view for _, view in group],
-                                    sliding_window.NORMALIZE_MEAN, timings)
+      all_probabilities = self.embed_views(
+          [view for _, view in group], sliding_window.NORMALIZE_MEAN,
+          timings)
       with _timed(timings, STAGE_VOTES):
-        for (flipped, _), logits in zip(group, all_logits):
-          logits -= logits.max(axis=2, keepdims=True)
-          probabilities = np.exp(logits)
-          probabilities /= probabilities.sum(axis=2, keepdims=True)
+        for (flipped, _), probabilities in zip(group, all_probabilities):
           total += sliding_window.fold_back(probabilities, flipped, size)
     with _timed(timings, STAGE_VOTES):
       labels = np.argmax(total, axis=2).astype(np.int32)

@@ -172,9 +172,10 @@ def embed_sliding_windows(images, batch_fn, window_size, strides,
   out(p) = sum over the windows w containing p of f_w(p), where f_w is the
   window's output upsampled to the window size; then cropped to the image
   and, by `normalization`, L2-normalised per pixel ('l2', embeddings),
-  divided by the number of windows containing p ('mean', logits), or left
-  as the sum ('none'). The result does not depend on batch_size nor on
-  deduplicate (up to the network's own rounding).
+  divided by the number of windows containing p ('mean', the softmax
+  probabilities of a multi-scale view), or left as the sum ('none'). The
+  result does not depend on batch_size nor on deduplicate (up to the
+  network's own rounding).
 
   Args:
     images: float arrays [H_i, W_i, 3] (mean subtracted).

@@ -1,7 +1,7 @@
 """One trainer behind the four training scripts.
 
     train_segsort.py        LOSS_SEGSORT, one tower
-    train_segsort_mgpu.py   LOSS_SEGSORT, --num_gpu towers
+    train_segsort_mgpu.py   LOSS_SEGSORT, --num_gpu devices
     train_segsort_unsup.py  LOSS_UNSUPERVISED (oversegmentation masks)
     train.py                LOSS_SOFTMAX (pixel-wise softmax baseline)
 
@@ -25,9 +25,12 @@ on every conv weight, restore from --restore_from (skipping the head with
   checkpoint, and --save_every_minutes adds time-based checkpoints;
 - a NaN or infinite state (or a diverging loss) stops the run before it
   is saved; one run at a time writes a snapshot folder (see train);
-- towers: with --num_gpu N the batch is split over N devices (GPUs, or
-  virtual CPU devices when there is no GPU) that share variables; batch norm
-  is synchronised across them; the loss sees the whole batch.
+- devices (get_devices): --num_gpu N >= 2 uses N devices (GPUs, or virtual
+  CPU devices when there are not N GPUs). As in the original, the batch is
+  split over N - 1 network towers that share variables, with batch norm
+  synchronised across them, and the last device computes the loss on the
+  whole batch; with --loss_device tower (new here) all N run the network
+  and the loss runs on the first. N = 1 runs everything on one device.
 """
 import contextlib
 import dataclasses
@@ -70,6 +73,13 @@ OUTPUT_STRIDE = 8
 HEAD_LR_MULTIPLIER = 10.0
 # How many images of a batch go to TensorBoard.
 MAX_SUMMARY_IMAGES = 3
+
+# Where the loss runs with --num_gpu N >= 2 (TrainOptions.loss_device): on
+# a device of its own, the N-th, after N - 1 network towers (the
+# original's); or on the first of N network towers.
+LOSS_DEVICE_SEPARATE = 'separate'
+LOSS_DEVICE_TOWER = 'tower'
+LOSS_DEVICES = (LOSS_DEVICE_SEPARATE, LOSS_DEVICE_TOWER)
 
 
 TrainingError = errors.TrainingError
@@ -122,6 +132,7 @@ class TrainOptions:
   num_gpu: int = 1
   cluster_wait_seconds: float = 120.0
   run_timeout_seconds: float = 600.0
+  loss_device: str = LOSS_DEVICE_SEPARATE
   xla: bool = False
   show_progress: bool = True
 
@@ -205,8 +216,8 @@ class TrainGraph:
       other fields).
     model_variables: The network's variables (what --restore_from
       restores): not the global step, optimiser slots or memory banks.
-    num_devices: The number of towers.
-    cpu_towers: Whether the towers are CPU devices.
+    num_devices: The number of devices (towers, and the loss's own).
+    cpu_towers: Whether the devices are virtual CPU devices.
   """
   batch: dict
   output: tf.Tensor
@@ -231,16 +242,21 @@ def _check_options(opts, loss_type, cluster=None):
                         'original made every variable non-trainable then).')
   if not opts.snapshot_dir:
     raise TrainingError('--snapshot_dir is required.')
-  if opts.batch_size % opts.num_gpu:
-    raise TrainingError('--batch_size %d is not a multiple of --num_gpu %d.'
-                        % (opts.batch_size, opts.num_gpu))
-  if cluster is not None and opts.batch_size % (opts.num_gpu *
-                                                cluster.num_tasks):
+  if opts.loss_device not in LOSS_DEVICES:
+    raise TrainingError('--loss_device must be one of %s, got %r.'
+                        % (LOSS_DEVICES, opts.loss_device))
+  per_task = get_num_towers(opts.num_gpu, opts.loss_device)
+  num_tasks = 1 if cluster is None else cluster.num_tasks
+  if opts.batch_size % (per_task * num_tasks):
     raise TrainingError(
-        '--batch_size %d is not a multiple of the %d towers (--num_gpu %d '
-        'on each of the %d tasks of the cluster).' % (
-            opts.batch_size, opts.num_gpu * cluster.num_tasks, opts.num_gpu,
-            cluster.num_tasks))
+        '--batch_size %d is not a multiple of the %d network towers of '
+        '--num_gpu %d%s%s.' % (
+            opts.batch_size, per_task * num_tasks, opts.num_gpu,
+            ' (N - 1: the last device computes the loss, as in the '
+            'original; --loss_device tower runs the network on all N)'
+            if per_task < opts.num_gpu else '',
+            ' on each of the %d tasks of the cluster' % num_tasks
+            if cluster is not None else ''))
   if opts.num_banks < 0:
     raise TrainingError('--num_banks must be >= 0, got %d.' % opts.num_banks)
 
@@ -253,35 +269,66 @@ def _add_inputs(opts, loss_type, start_step):
     return tf.data.make_one_shot_iterator(dataset).get_next()
 
 
-def _add_towers(opts, images, depth, cluster=None):
-  """The network on images, the batch split over opts.num_gpu towers (on
-  every task of the cluster when there is one).
+def get_num_towers(num_gpu, loss_device=LOSS_DEVICE_SEPARATE):
+  """How many network towers --num_gpu N gives on a task (see
+  get_devices)."""
+  if num_gpu > 1 and loss_device == LOSS_DEVICE_SEPARATE:
+    return num_gpu - 1
+  return num_gpu
+
+
+def get_devices(opts, cluster=None):
+  """The network towers' devices and the loss's device.
+
+  Args:
+    opts: TrainOptions (num_gpu, loss_device).
+    cluster: a cluster_lib.Cluster, or None for this process only.
+
+  Returns:
+    (tower devices, loss device). In one process: ([None], None) for
+    --num_gpu 1 (the default placement); else N device names
+    (towers.get_tower_devices), the first N - 1 for the towers and the last
+    for the loss, or with loss_device tower all N for the towers and the
+    first for the loss. On a cluster the same holds for the N devices of
+    every task (cluster_lib.tower_devices), the chief's first; the loss
+    runs on a device of the chief.
+  """
+  if cluster is None and opts.num_gpu == 1:
+    return [None], None
+  if cluster is None:
+    per_task = [towers.get_tower_devices(opts.num_gpu)]
+  else:
+    devices = cluster_lib.tower_devices(cluster, opts.num_gpu)
+    per_task = [devices[i:i + opts.num_gpu]
+                for i in range(0, len(devices), opts.num_gpu)]
+  if opts.num_gpu > 1 and opts.loss_device == LOSS_DEVICE_SEPARATE:
+    return [d for task in per_task for d in task[:-1]], per_task[0][-1]
+  tower_devices = [d for task in per_task for d in task]
+  return tower_devices, tower_devices[0]
+
+
+def _add_towers(opts, images, depth, devices, output_device):
+  """The network on images, the batch split over the tower devices.
 
   Args:
     opts: TrainOptions.
     images: [B, H, W, 3] float32.
     depth: The output's channels.
-    cluster: a cluster_lib.Cluster, or None for this process only.
+    devices: the towers' devices ([None]: one tower, default placement).
+    output_device: where the towers' outputs are gathered.
 
   Returns:
-    (output [B, h, w, depth], the tower devices ([None] for one tower),
-    the variables the network created).
+    (output [B, h, w, depth], the variables the network created).
   """
   model_fn = models.get_model_fn(opts.model, opts.backbone,
                                  opts.width_multiplier, opts.backbone_variant,
                                  opts.bn_decay)
   variables_before = set(tf.global_variables())
-  if cluster is not None:
-    devices = cluster_lib.tower_devices(cluster, opts.num_gpu)
-  elif opts.num_gpu > 1:
-    devices = towers.get_tower_devices(opts.num_gpu)
-  else:
-    devices = [None]
   if len(devices) > 1:
     parts = towers.split_batch({image_reader.IMAGE: images}, devices)
     tower_outputs = model_fn([p[image_reader.IMAGE] for p in parts], depth,
                              opts.is_training, opts.use_global_status)
-    with tf.device(devices[0]):
+    with tf.device(output_device):
       output = tf.concat(tower_outputs, axis=0)
   else:
     with tf.device(devices[0]):
@@ -289,7 +336,7 @@ def _add_towers(opts, images, depth, cluster=None):
                         opts.use_global_status)
   model_variables = [v for v in tf.global_variables()
                      if v not in variables_before]
-  return output, devices, model_variables
+  return output, model_variables
 
 
 def _add_loss(opts, loss, batch, output):
@@ -431,9 +478,11 @@ def build_train_graph(opts, loss_type, start_step=0, cluster=None):
   batch = _add_inputs(opts, loss_type, start_step)
   # Created before the loss: the memory banks draw their shuffle from it.
   global_step = tf.train.get_or_create_global_step()
-  output, devices, model_variables = _add_towers(
-      opts, batch[image_reader.IMAGE], loss.get_output_depth(opts), cluster)
-  with tf.device(devices[0]), tf.name_scope('loss'):
+  devices, loss_device = get_devices(opts, cluster)
+  output, model_variables = _add_towers(
+      opts, batch[image_reader.IMAGE], loss.get_output_depth(opts), devices,
+      loss_device)
+  with tf.device(loss_device), tf.name_scope('loss'):
     seg_loss, l2_loss = _add_loss(opts, loss, batch, output)
     total_loss = seg_loss + l2_loss
   learning_rate = get_poly_learning_rate(opts.learning_rate, global_step,
@@ -445,9 +494,9 @@ def build_train_graph(opts, loss_type, start_step=0, cluster=None):
       total_loss=total_loss, learning_rate=learning_rate,
       global_step=global_step, step_op=step_op, accumulate_op=accumulate_op,
       zero_op=zero_op, summary_op=None, model_variables=model_variables,
-      num_devices=len(devices),
-      cpu_towers=len(devices) > 1 and devices[0] is not None and
-      tf.DeviceSpec.from_string(devices[0]).device_type == 'CPU')
+      num_devices=opts.num_gpu,
+      cpu_towers=loss_device is not None and
+      tf.DeviceSpec.from_string(loss_device).device_type == 'CPU')
   g.summary_op = _add_summaries(g, loss)
   return g
 
@@ -575,6 +624,11 @@ def train(opts, loss_type, config_args=None, step_callback=None,
       start_step, checkpoint, values = _prepare_snapshot_dir(
           opts, loss_type, config_args, log)
       train_log.log_config(log, values)
+      if opts.num_gpu > 1 or cluster is not None:
+        # Where the work goes (virtual CPU devices when too few GPUs).
+        tower_devices, loss_device = get_devices(opts, cluster)
+        log.info('--num_gpu %d: the network on %s, the loss on %s.',
+                 opts.num_gpu, ', '.join(tower_devices), loss_device)
       if cluster is None:
         return _train_locked(opts, loss_type, start_step, checkpoint,
                              step_callback, log, val_data)

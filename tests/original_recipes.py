@@ -61,8 +61,6 @@ MSC_DIR_WHY = ('README: multi-scale results go to their own folder (val_msc) '
                'instead of overwriting the single-scale ones')
 STAGE2_HEAD_WHY = ('README: stage 2 of train_segsort.sh keeps the head '
                    'trained in stage 1')
-NUM_GPU_WHY = ('README: the loss runs on tower 0, so 4 towers of 4 images '
-               'where the original had 4 + 1 GPUs')
 
 # Flags new here that the recipes pass, with their values.
 NEW_FLAGS = {
@@ -208,7 +206,7 @@ def _train_segsort_mgpu_sh():
   weight_decay = o.var(13, 'WEIGHT_DECAY=5e-4')
   iter_size = o.var(14, 'ITER_SIZE=1')
   classes = o.var(17, 'NUM_CLASSES=21')
-  num_gpu = o.var(18, 'NUM_GPU=5').differs('4', NUM_GPU_WHY)
+  num_gpu = o.var(18, 'NUM_GPU=5')
   window = o.var(22, 'INFERENCE_INPUT_SIZE=480,480')
   strides = o.var(23, 'INFERENCE_STRIDES=320,320')
   segsort = _segsort(o, (27, 28, 29, 30, 31), (

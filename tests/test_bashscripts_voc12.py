@@ -225,7 +225,7 @@ def _run_smoke(script, tmp_path, sourced=False):
 
 
 @pytest.mark.parametrize('script,num_gpu', [('train_segsort.sh', 1),
-                                            ('train_segsort_mgpu.sh', 2)])
+                                            ('train_segsort_mgpu.sh', 3)])
 def test_smoke_supervised(tmp_path, script, num_gpu):
   """Both stages: checkpoints, configs, prototypes, predictions, mIoU."""
   gt_dir = _run_smoke(script, tmp_path)

@@ -132,3 +132,20 @@ def test_wait_for_tasks_names_the_missing_task():
     cluster_lib.wait_for_tasks(c, 0.5, log=lambda _: None)
   assert ('/job:worker/task:1 (localhost:%d)' % port) in str(e.value)
   assert '--cluster_wait_seconds' in str(e.value)
+
+
+@pytest.mark.parametrize('num_gpu,loss_device,towers,loss_on', [
+    (1, 'separate', ['0/device:CPU:0', '1/device:CPU:0'], '0/device:CPU:0'),
+    (2, 'separate', ['0/device:CPU:0', '1/device:CPU:0'], '0/device:CPU:1'),
+    (2, 'tower', ['0/device:CPU:0', '0/device:CPU:1', '1/device:CPU:0',
+                  '1/device:CPU:1'], '0/device:CPU:0')])
+def test_num_gpu_on_a_cluster_counts_each_tasks_devices(num_gpu, loss_device,
+                                                        towers, loss_on):
+  """--num_gpu N on every task as on one machine: N - 1 towers per task and
+  the loss on the chief's N-th device, or N towers per task (tower)."""
+  from seg_models import trainer  # pylint: disable=import-outside-toplevel
+  c = cluster_lib.parse_tf_config(_tf_config(TWO_WORKERS))
+  opts = trainer.TrainOptions(num_gpu=num_gpu, loss_device=loss_device)
+  got_towers, got_loss = trainer.get_devices(opts, c)
+  assert got_towers == ['/job:worker/task:' + d for d in towers]
+  assert got_loss == '/job:worker/task:' + loss_on

@@ -74,7 +74,8 @@ def test_two_worker_processes_equal_two_towers_and_resume_after_a_death(
   1's checkpoint and ends where the uninterrupted run does."""
   reference, losses = {}, []
   out = trainer.train(
-      _chief_opts(tiny_dataset, str(tmp_path / 'towers'), num_gpu=2),
+      _chief_opts(tiny_dataset, str(tmp_path / 'towers'), num_gpu=2,
+                  loss_device=trainer.LOSS_DEVICE_TOWER),
       trainer.LOSS_SEGSORT, step_callback=lambda s, l: losses.append(l))
   reference = tiny_data.read_checkpoint(out['checkpoint'])
 
@@ -140,11 +141,10 @@ def test_missing_worker_ends_the_chief_naming_it(tiny_dataset, tmp_path):
 
 # The scripts other than train_segsort.py: the unsupervised one reads the
 # oversegmentation masks and takes no k-means flags, the softmax baseline
-# no SegSort flags (tiny_data.train_args leaves out None values).
+# no SegSort flags.
 OTHER_SCRIPTS = {
     'train_segsort_unsup.py': (train_segsort_unsup.main,
-                               dict(num_clusters=None,
-                                    kmeans_iterations=None)),
+                               dict(kmeans=False)),
     'train.py': (train_softmax.main, dict(segsort=False)),
 }
 # Summaries at every step and one checkpoint: every step runs the same
@@ -188,7 +188,8 @@ def _check_other_scripts(tiny_dataset, tmp_path, jobs):
     out = tmp_path / script.replace('.py', '')
     reference = main(tiny_data.train_args(
         tiny_dataset, str(out / 'towers'), **dict(
-            SETTING, num_gpu=2, **ONE_GRAPH_PASS, **flags)))
+            SETTING, num_gpu=2, loss_device=trainer.LOSS_DEVICE_TOWER,
+            **ONE_GRAPH_PASS, **flags)))
     for process, name in zip(jobs[script], ('worker.log', 'chief.log')):
       log = str(out / name)
       assert _finish(process, log, timeout=240) == 0, open(log).read()[-2000:]

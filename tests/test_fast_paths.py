@@ -258,16 +258,20 @@ def test_segsort_prediction_batched_equals_plain(tiny_dataset,
   assert predictor.STAGE_KMEANS not in batched_timings
 
 
+@pytest.mark.parametrize('kmeans_grid', predictor.KMEANS_GRIDS)
 def test_fused_window_call_equals_separate_calls(tiny_dataset,
-                                                 tiny_segsort_snapshot):
+                                                 tiny_segsort_snapshot,
+                                                 kmeans_grid):
   """Given the same network outputs, one call = network, k-means, kNN."""
   image = image_reader.load_image(
       _entries(tiny_dataset, 'val.txt', 1)[0].image)
   prototypes = _prototypes()
-  with predictor.SegSortPredictor(_options(tiny_segsort_snapshot, 1),
-                                  prototypes) as plain, \
-      predictor.SegSortPredictor(_options(tiny_segsort_snapshot, 8),
-                                 prototypes) as batched:
+  with predictor.SegSortPredictor(
+      _options(tiny_segsort_snapshot, 1, kmeans_grid=kmeans_grid),
+      prototypes) as plain, \
+      predictor.SegSortPredictor(
+          _options(tiny_segsort_snapshot, 8, kmeans_grid=kmeans_grid),
+          prototypes) as batched:
     windows, refs = next(
         batched.iter_window_batches([image, image[:20, :30]]))
     sizes = np.array([[r[0].valid_h, r[0].valid_w] for r in refs], np.int32)

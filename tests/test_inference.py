@@ -17,10 +17,12 @@ from PIL import Image
 
 from network.segsort import common_utils
 from network.segsort import eval_utils
+from pyscripts import flags as flags_module
 from pyscripts.benchmark import benchmark_by_mIoU
 from pyscripts.benchmark import benchmark_inference
 from pyscripts.inference import extract_prototypes
 from pyscripts.inference import inference
+from pyscripts.inference import inference_msc
 from pyscripts.inference import inference_segsort
 from pyscripts.inference import inference_segsort_msc
 from pyscripts.tools import visualize_retrieval
@@ -48,12 +50,13 @@ SEGSORT_FLAGS = MODEL_FLAGS + [
     '--kmeans_iterations', '3']
 
 
-def _options(snapshot, input_size=(64, 80), strides=(16, 24)):
+def _options(snapshot, input_size=(64, 80), strides=(16, 24), **kwargs):
   return predictor.PredictorOptions(
       input_size=input_size, strides=strides, backbone=BACKBONE,
       width_multiplier=tiny_data.WIDTH_MULTIPLIER, num_classes=NUM_CLASSES,
       embedding_dim=tiny_data.EMBEDDING_DIM, restore_from=snapshot,
-      num_clusters=3, kmeans_iterations=3, k_in_nearest_neighbors=K)
+      num_clusters=3, kmeans_iterations=3, k_in_nearest_neighbors=K,
+      **kwargs)
 
 
 def _read_png(path):
@@ -465,9 +468,95 @@ def test_softmax_inference_end_to_end(tiny_dataset, tiny_softmax_snapshot,
                          SMALL_WINDOW)
   _check_outputs(single, names)
   msc = str(tmp_path / 'msc')
-  inference.main(_val_flags(tiny_dataset, msc) + flags + SMALL_WINDOW +
-                 ['--scales', '0.5,1.5', '--flip_aug'])
+  inference_msc.main(_val_flags(tiny_dataset, msc) + flags + SMALL_WINDOW +
+                     ['--scales', '0.5,1.5', '--flip_aug'])
   _check_outputs(msc, names)
+  # inference.py is single scale, as the original's.
+  with pytest.raises(SystemExit):
+    inference.main(_val_flags(tiny_dataset, msc) + flags + ['--flip_aug'])
+
+
+def _hyphenated(argv):
+  """argv with the original softmax scripts' spelling: --data-dir, ..."""
+  return [a.replace('_', '-') if a.startswith('--') and
+          a[2:] in flags_module.SOFTMAX_INFERENCE_HYPHENATED else a
+          for a in argv]
+
+
+@pytest.mark.parametrize('script', [inference, inference_msc])
+def test_softmax_scripts_take_the_original_hyphenated_flags(script):
+  """The original inference.py / inference_msc.py spelled them --data-dir,
+  --data-list, --input-size, --num-classes, --ignore-label, --restore-from,
+  --save-dir (and inference_msc.py --flip-aug, --scale-aug)."""
+  argv = ['--data_dir', 'D/', '--data_list', 'D/val.txt', '--input_size',
+          '33,44', '--num_classes', '7', '--ignore_label', '9',
+          '--restore_from', 'ckpt', '--save_dir', 'out', '--flip_aug',
+          '--scale_aug', '--strides', '11,22', '--colormap', 'c.mat']
+  hyphenated = _hyphenated(argv)
+  assert '--data-dir' in hyphenated and '--scale-aug' in hyphenated
+  assert vars(script.get_arguments(hyphenated)) == vars(
+      script.get_arguments(argv))
+  # The SegSort scripts never had them.
+  with pytest.raises(SystemExit):
+    inference_segsort.get_arguments(['--data-list', 'D/val.txt'])
+
+
+def _window_probabilities(model, image):
+  """(y0, x0, valid_h, valid_w, softmax of the window's logits) per window."""
+  out = []
+  for y0, x0, window, valid_h, valid_w in sliding_window.iter_windows(
+      image, model.window_size, model.strides):
+    out.append((y0, x0, valid_h, valid_w, model.run_window(window)))
+  return out
+
+
+def _merged(windows, size, num_classes, mean):
+  """Probabilities summed (or averaged) where the windows overlap."""
+  total = np.zeros(size + (num_classes,))
+  count = np.zeros(size + (1,))
+  for y0, x0, valid_h, valid_w, probabilities in windows:
+    total[y0:y0 + valid_h, x0:x0 + valid_w] += probabilities[:valid_h,
+                                                             :valid_w]
+    count[y0:y0 + valid_h, x0:x0 + valid_w] += 1
+  return total / count if mean else total
+
+
+def test_softmax_merges_probabilities_as_the_original(tiny_dataset,
+                                                      tiny_softmax_snapshot):
+  """Windows merge softmax probabilities, not logits.
+
+  The original inference.py summed the windows' softmax probabilities
+  (lab_batch[:, sh:eh, sw:ew, :] += out, out = tf.nn.softmax(...)); its
+  inference_msc.py averaged them over the windows of a scale (lab_batch /=
+  num_batch), resized each scale to the image, flipped back and summed
+  over the scales.
+  """
+  image = _val_image(tiny_dataset)
+  size = image.shape[:2]
+  with predictor.SoftmaxPredictor(
+      _options(tiny_softmax_snapshot, (32, 40), (16, 24))) as model:
+    windows = _window_probabilities(model, image)
+    labels, scores = model.predict(image, return_scores=True)
+    scales = [0.5, 1.5]
+    msc_labels, msc_scores = model.predict_multiscale(
+        image, scales, flip=True, return_scores=True)
+    want_msc = np.zeros(size + (NUM_CLASSES,))
+    for scale in scales:
+      view = sliding_window.resize_bilinear(
+          image, sliding_window.get_scaled_size(size, scale))
+      for flipped in (False, True):
+        mean = _merged(_window_probabilities(
+            model, view[:, ::-1] if flipped else view), view.shape[:2],
+                       NUM_CLASSES, mean=True)
+        back = sliding_window.resize_bilinear(mean, size)
+        want_msc += back[:, ::-1] if flipped else back
+  for *_, probabilities in windows:
+    np.testing.assert_allclose(probabilities.sum(axis=2), 1.0, atol=1e-5)
+  want = _merged(windows, size, NUM_CLASSES, mean=False)
+  np.testing.assert_allclose(scores, want, atol=1e-5)
+  np.testing.assert_array_equal(labels, np.argmax(want, axis=2))
+  np.testing.assert_allclose(msc_scores, want_msc, atol=1e-4)
+  np.testing.assert_array_equal(msc_labels, np.argmax(want_msc, axis=2))
 
 
 def test_command_line(tiny_dataset, tiny_segsort_snapshot, prototype_dir,
@@ -491,13 +580,20 @@ def _val_image(tiny_dataset, i=0):
   return image_reader.load_image(entry.image)
 
 
+@pytest.mark.parametrize('kmeans_grid,window', [
+    # The 64x80 window is larger than the 48x64 image: one padded window.
+    (predictor.KMEANS_GRID_IMAGE, (64, 80)),
+    # Grid over the window (multi-scale) and over the canvas, locations over
+    # the image (single scale): the same when the window is the image.
+    (predictor.KMEANS_GRID_CANVAS, (HEIGHT, WIDTH)),
+])
 def test_multiscale_with_scale_one_equals_single_scale(
-    tiny_dataset, tiny_segsort_snapshot, prototype_dir):
+    tiny_dataset, tiny_segsort_snapshot, prototype_dir, kmeans_grid, window):
   prototypes = prototype_sets.load_prototypes(prototype_dir)
   image = _val_image(tiny_dataset)
-  # The 64x80 window is larger than the 48x64 image: one padded window.
-  with predictor.SegSortPredictor(_options(tiny_segsort_snapshot),
-                                  prototypes) as model:
+  with predictor.SegSortPredictor(
+      _options(tiny_segsort_snapshot, window, kmeans_grid=kmeans_grid),
+      prototypes) as model:
     for i in range(2):
       image = _val_image(tiny_dataset, i)
       single = model.predict(image, details=True)

@@ -5,16 +5,25 @@ file and line there (pyscripts/train/, pyscripts/inference/,
 pyscripts/benchmark/ of the original), and the test parses this
 repository's script of the same name with no flags but --data_list.
 
-Not listed: --num_gpu (it counts towers here, GPUs there; README,
-"Differences from the original release") and the flags each script adds
-here (--model, --backbone, ...).
+The softmax baseline's scripts (train.py, inference.py, inference_msc.py)
+are those of the original's baseline codebase, which its README sends to:
+AAF (github.com/twke18/Adaptive_Affinity_Fields, pyscripts/train/train.py,
+pyscripts/inference/inference.py and inference_msc.py), with hyphenated
+flags (--data-dir, ...), accepted here in both spellings.
+
+Not listed: the flags each script adds here (--model, --backbone, ...).
 """
 import pytest
 
+from pyscripts import flags
+
 from pyscripts.benchmark import benchmark_by_mIoU
 from pyscripts.inference import extract_prototypes
+from pyscripts.inference import inference
+from pyscripts.inference import inference_msc
 from pyscripts.inference import inference_segsort
 from pyscripts.inference import inference_segsort_msc
+from pyscripts.train import train as train_softmax
 from pyscripts.train import train_segsort
 from pyscripts.train import train_segsort_mgpu
 from pyscripts.train import train_segsort_unsup
@@ -56,6 +65,8 @@ _TRAINING = {
 _TRAINING['train_segsort_mgpu.py'] = dict(_TRAINING['train_segsort.py'], **{
     'batch_size': (1, 31), 'data_dir': ('', 33), 'ignore_label': (255, 37),
     'input_size': ('336,336', 39), 'random_seed': (1234, 41),
+    # N GPUs: N - 1 towers and one for the loss, as here by default.
+    'num_gpu': (2, 43),
     'learning_rate': (2.5e-4, 50),
 })
 
@@ -89,6 +100,40 @@ _INFERENCE = {
     },
 }
 
+# AAF's train.py, inference.py and inference_msc.py (see the module
+# docstring).
+_SOFTMAX_TRAINING = {
+    'train.py': {
+        'batch_size': (1, 28), 'data_dir': ('', 30), 'ignore_label': (255, 34),
+        'input_size': ('336,336', 36), 'random_seed': (1234, 38),
+        'is_training': (False, 41), 'use_global_status': (False, 43),
+        'learning_rate': (2.5e-4, 45), 'power': (0.9, 47),
+        'momentum': (0.9, 49), 'weight_decay': (5e-4, 51),
+        'num_classes': (21, 53), 'num_steps': (20000, 55),
+        'iter_size': (10, 57), 'random_mirror': (False, 59),
+        'random_crop': (False, 61), 'random_scale': (False, 63),
+        'restore_from': ('', 66), 'save_pred_every': (10000, 68),
+        'update_tb_every': (20, 70), 'snapshot_dir': ('', 72),
+        'not_restore_classifier': (False, 74),
+    },
+}
+
+_SOFTMAX_INFERENCE = {
+    'inference.py': {
+        'data_dir': ('', 29), 'input_size': ('512,512', 33),
+        'strides': ('512,512', 35), 'num_classes': (21, 37),
+        'ignore_label': (255, 39), 'restore_from': ('', 41),
+        'save_dir': ('', 43), 'colormap': ('', 45),
+    },
+    'inference_msc.py': {
+        'data_dir': ('', 30), 'input_size': ('512,512', 34),
+        'strides': ('512,512', 36), 'num_classes': (21, 38),
+        'ignore_label': (255, 40), 'restore_from': ('', 42),
+        'save_dir': ('', 44), 'colormap': ('', 46),
+        'flip_aug': (False, 48), 'scale_aug': (False, 50),
+    },
+}
+
 _BENCHMARK = {
     'pred_dir': ('', 14), 'gt_dir': ('', 16), 'num_classes': (21, 18),
     'string_replace': (',', 20),
@@ -101,6 +146,9 @@ _PARSERS = {
     'extract_prototypes.py': extract_prototypes.get_arguments,
     'inference_segsort.py': inference_segsort.get_arguments,
     'inference_segsort_msc.py': inference_segsort_msc.get_arguments,
+    'train.py': train_softmax.get_arguments,
+    'inference.py': inference.get_arguments,
+    'inference_msc.py': inference_msc.get_arguments,
 }
 
 # 'H,W' strings parse to (H, W) here.
@@ -125,7 +173,9 @@ def _check(parsed, flag, value, source):
 
 
 @pytest.mark.parametrize('script,flag,value,source',
-                         _rows(_TRAINING) + _rows(_INFERENCE))
+                         _rows(_TRAINING) + _rows(_INFERENCE) +
+                         _rows(_SOFTMAX_TRAINING) +
+                         _rows(_SOFTMAX_INFERENCE))
 def test_default_is_the_originals(script, flag, value, source):
   """The original script's default (source: file:line there)."""
   _check(_PARSERS[script](['--data_list', 'list.txt']), flag, value, source)
@@ -144,9 +194,64 @@ def test_every_original_flag_is_listed():
   Less --data_list (required here; train_segsort.py:37,
   train_segsort_mgpu.py:35, train_segsort_unsup.py:36,
   extract_prototypes.py:32, inference_segsort.py:35,
-  inference_segsort_msc.py:35) and --num_gpu (train_segsort_mgpu.py:43).
+  inference_segsort_msc.py:35; AAF's train.py:32, inference.py:31,
+  inference_msc.py:32).
   """
   assert len(_TRAINING['train_segsort.py']) == 27
-  assert len(_TRAINING['train_segsort_mgpu.py']) == 27
+  assert len(_TRAINING['train_segsort_mgpu.py']) == 28
   assert len(_TRAINING['train_segsort_unsup.py']) == 24
   assert [len(_INFERENCE[s]) for s in _INFERENCE] == [11, 13, 15]
+  assert len(_SOFTMAX_TRAINING['train.py']) == 22
+  assert [len(_SOFTMAX_INFERENCE[s]) for s in _SOFTMAX_INFERENCE] == [8, 10]
+
+
+@pytest.mark.parametrize('script,names', [
+    ('train.py', flags.SOFTMAX_TRAINING_HYPHENATED),
+    ('inference.py', flags.SOFTMAX_INFERENCE_HYPHENATED),
+    ('inference_msc.py', flags.SOFTMAX_INFERENCE_HYPHENATED),
+])
+def test_softmax_scripts_take_the_hyphenated_spelling(script, names):
+  """Every flag the AAF original spelled with a hyphen, both ways."""
+  table = dict(_SOFTMAX_TRAINING, **_SOFTMAX_INFERENCE)[script]
+  # (inference.py shares inference_msc.py's set: it also parses, then
+  # refuses, --flip-aug and --scale-aug.)
+  assert names >= (set(table) | {'data_list'}) - {'power', 'momentum',
+                                                  'strides', 'colormap'}
+  parse = _PARSERS[script]
+  defaults = parse(['--data_list', 'l.txt'])
+  for name in sorted(names):
+    hyphenated = '--' + name.replace('_', '-')
+    if isinstance(getattr(defaults, name), bool):
+      underscored, argv = ['--' + name], [hyphenated]
+    else:
+      value = '3,4' if name == 'input_size' else '7'
+      underscored, argv = ['--' + name, value], [hyphenated, value]
+    if name != 'data_list':
+      underscored += ['--data_list', 'l.txt']
+      argv += ['--data_list', 'l.txt']
+    want = getattr(parse(underscored), name)
+    assert want != getattr(defaults, name), name
+    assert getattr(parse(argv), name) == want, name
+
+
+# Flags train_segsort_unsup.py adds to the original's, each of which works
+# with the unsupervised loss (the model choice, --bn_decay, --xla, the
+# time-based checkpoints, the log, validation, the towers, the cluster).
+UNSUP_NEW_FLAGS = {
+    'model', 'backbone', 'backbone_variant', 'width_multiplier', 'bn_decay',
+    'xla', 'save_every_minutes', 'num_gpu', 'loss_device', 'log_every',
+    'val_data_list', 'val_every', 'val_max_images', 'val_train_images',
+    'cluster_spec', 'job_name', 'task_index', 'cluster_wait_seconds',
+    'run_timeout_seconds'}
+
+
+def test_unsupervised_script_has_the_original_flags_and_working_new_ones():
+  """No --num_clusters, --kmeans_iterations, --num_banks: the original
+  train_segsort_unsup.py had none, and the loss uses none of them."""
+  parsed = {name for name in vars(train_segsort_unsup.get_arguments(
+      ['--data_list', 'l.txt'])) if not name.startswith('_')}
+  original = set(_TRAINING['train_segsort_unsup.py']) | {'data_list'}
+  assert parsed == original | UNSUP_NEW_FLAGS
+  for flag in ('--num_banks', '--num_clusters', '--kmeans_iterations'):
+    with pytest.raises(SystemExit):
+      train_segsort_unsup.get_arguments(['--data_list', 'l.txt', flag, '2'])

@@ -317,8 +317,11 @@ def test_unsupervised_loss_matches_reference():
   embedding_ph = tf.placeholder(tf.float32, [2, HEIGHT, WIDTH, DIM])
   loss = train_utils.add_unsupervised_segsort_loss(embedding_ph, KAPPA,
                                                    regions)
-  with_banks = train_utils.add_unsupervised_segsort_loss(
-      embedding_ph, KAPPA, regions[..., 0], num_banks=2)
+  # num_banks is accepted (the original signature) and ignored, with a
+  # Python warning: TensorFlow's logger is silenced (network/__init__).
+  with pytest.warns(UserWarning, match='num_banks=2 is ignored'):
+    with_banks = train_utils.add_unsupervised_segsort_loss(
+        embedding_ph, KAPPA, regions[..., 0], num_banks=2)
   gradient = tf.gradients(loss, embedding_ph)[0]
   with tf.Session() as sess:
     value, value_banks, grad = sess.run(

@@ -90,7 +90,7 @@ def test_train_graph_exposes_batch_and_output(tiny_dataset, tmp_path,
 
 @pytest.mark.parametrize('script,extra', [
     ('train_segsort.py', []),
-    ('train_segsort_mgpu.py', ['--num_gpu', '2']),
+    ('train_segsort_mgpu.py', ['--num_gpu', '3']),
     ('train_segsort_unsup.py', []),
     ('train.py', []),
 ])
@@ -98,7 +98,8 @@ def test_scripts_write_checkpoints_config_events(tiny_dataset, tmp_path,
                                                  script, extra):
   snapshot_dir = str(tmp_path / 'snap')
   argv = tiny_data.train_args(tiny_dataset, snapshot_dir,
-                              segsort=script != 'train.py') + extra
+                              segsort=script != 'train.py',
+                              kmeans=script != 'train_segsort_unsup.py') + extra
   result = subprocess.run(
       [sys.executable, os.path.join(ROOT, 'pyscripts', 'train', script)]
       + argv, cwd=str(tmp_path), capture_output=True, text=True, timeout=300)
@@ -147,8 +148,58 @@ def test_segsort_loss_goes_down_on_a_fixed_batch(tiny_dataset, tmp_path):
   assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5]), losses
 
 
+def _op_devices(graph, op_type):
+  """The devices of the ops of a type."""
+  return {op.device for op in graph.get_operations() if op.type == op_type}
+
+
+@pytest.mark.parametrize('num_gpu,loss_device,towers,loss_on', [
+    # The original's meaning: N - 1 towers, the loss on the N-th device.
+    (3, trainer.LOSS_DEVICE_SEPARATE, 2, 2),
+    (2, trainer.LOSS_DEVICE_SEPARATE, 1, 1),
+    # New here: every device a tower, the loss on the first.
+    (2, trainer.LOSS_DEVICE_TOWER, 2, 0),
+])
+def test_num_gpu_counts_the_loss_device(tiny_dataset, tmp_path, num_gpu,
+                                        loss_device, towers, loss_on):
+  """--num_gpu N: towers on the first devices, the loss where it says.
+
+  The original's train_segsort_mgpu.py split the batch over --num_gpu - 1
+  towers and put the loss on GPU --num_gpu - 1 (its
+  nn_mgpu.split(image_batch, args.num_gpu-1) and
+  tf.device('/gpu:{:d}'.format(args.num_gpu-1))).
+  """
+  opts = _opts(tiny_dataset, str(tmp_path / 'snap'), batch_size=2,
+               input_size=(32, 40), num_gpu=num_gpu, loss_device=loss_device)
+  assert trainer.get_num_towers(num_gpu, loss_device) == towers
+  tower_devices, loss_device_name = trainer.get_devices(opts)
+  assert len(tower_devices) == towers
+  with tf.Graph().as_default() as graph:
+    g = trainer.build_train_graph(opts, trainer.LOSS_SEGSORT)
+  assert g.num_devices == num_gpu and g.cpu_towers
+  cpu = '/device:CPU:%d'
+  assert loss_device_name == '/cpu:%d' % loss_on
+  assert g.seg_loss.device == cpu % loss_on
+  # The network's convolutions run on the towers' devices, and on no other.
+  assert _op_devices(graph, 'Conv2D') == {cpu % i for i in range(towers)}
+
+
+def test_num_gpu_batch_error_explains_the_loss_device(tiny_dataset,
+                                                      tmp_path):
+  opts = _opts(tiny_dataset, str(tmp_path / 'snap'), batch_size=3,
+               num_gpu=3)
+  with pytest.raises(trainer.TrainingError,
+                     match=r'2 network towers of --num_gpu 3 \(N - 1: the '
+                           r'last device computes the loss'):
+    trainer.build_train_graph(opts, trainer.LOSS_SEGSORT)
+
+
 def test_two_towers_equal_one_tower(tiny_dataset, tmp_path):
-  """Same loss and same updated variables with 2 CPU towers as with 1."""
+  """Same loss and same updated variables with 2 CPU towers as with 1.
+
+  --num_gpu 3: two towers and a device for the loss; --num_gpu 2
+  --loss_device tower: two towers, the loss on the first.
+  """
   init = str(tmp_path / 'init')
   trainer.train(_opts(tiny_dataset, init, num_steps=1, learning_rate=1e-12,
                       batch_size=4),
@@ -156,22 +207,27 @@ def test_two_towers_equal_one_tower(tiny_dataset, tmp_path):
   damped = _write_damped_checkpoint(os.path.join(init, 'model.ckpt-1'),
                                     str(tmp_path / 'damped' / 'model.ckpt'))
   results = {}
-  for num_gpu in (1, 2):
+  for num_gpu, loss_device in ((1, trainer.LOSS_DEVICE_SEPARATE),
+                               (3, trainer.LOSS_DEVICE_SEPARATE),
+                               (2, trainer.LOSS_DEVICE_TOWER)):
     losses = []
-    snap = str(tmp_path / ('towers%d' % num_gpu))
+    snap = str(tmp_path / ('gpus%d_%s' % (num_gpu, loss_device)))
     out = trainer.train(
         _opts(tiny_dataset, snap, num_steps=1, batch_size=4,
-              num_gpu=num_gpu, restore_from=damped),
+              num_gpu=num_gpu, loss_device=loss_device,
+              restore_from=damped),
         trainer.LOSS_SEGSORT,
         step_callback=lambda step, loss: losses.append(loss))
     results[num_gpu] = (losses[0], _read_checkpoint(out['checkpoint']))
-  assert results[2][0] == pytest.approx(results[1][0], abs=1e-4)
-  # Momentum slots (the raw gradients) are not compared here: k-means makes
-  # discrete choices, and a pixel that changes cluster on a 1e-7 difference
-  # moves a few gradient entries by ~1e-3; scaled by the learning rate the
-  # updated weights still agree within 1e-4, which is what is asserted.
-  _assert_same_variables(results[1][1], results[2][1], atol=1e-4,
-                         slot_rtol=None)
+  for num_gpu in (2, 3):
+    assert results[num_gpu][0] == pytest.approx(results[1][0], abs=1e-4)
+    # Momentum slots (the raw gradients) are not compared here: k-means
+    # makes discrete choices, and a pixel that changes cluster on a 1e-7
+    # difference moves a few gradient entries by ~1e-3; scaled by the
+    # learning rate the updated weights still agree within 1e-4, which is
+    # what is asserted.
+    _assert_same_variables(results[1][1], results[num_gpu][1], atol=1e-4,
+                           slot_rtol=None)
 
 
 def test_iter_size_accumulates_into_one_update(tmp_path):

@@ -52,12 +52,17 @@ def read_tree(folder):
 
 SEGSORT_FLAGS = ('embedding_dim', 'num_clusters', 'kmeans_iterations',
                  'num_banks', 'concentration')
+# The SegSort flags train_segsort_unsup.py does not have.
+KMEANS_FLAGS = ('num_clusters', 'kmeans_iterations', 'num_banks')
 
 
-def train_args(data_dir, snapshot_dir, segsort=True, **overrides):
+def train_args(data_dir, snapshot_dir, segsort=True, kmeans=True,
+               **overrides):
   """Flags of a short CPU training run on a tiny dataset.
 
-  With segsort=False the SegSort flags are left out (train.py has none).
+  With segsort=False the SegSort flags are left out (train.py has none),
+  with kmeans=False those of k-means and memory banks
+  (train_segsort_unsup.py has none).
   """
   args = dict(data_dir=data_dir,
               data_list=os.path.join(data_dir, 'train.txt'),
@@ -70,6 +75,8 @@ def train_args(data_dir, snapshot_dir, segsort=True, **overrides):
   args.update(overrides)
   if not segsort:
     args = {k: v for k, v in args.items() if k not in SEGSORT_FLAGS}
+  if not kmeans:
+    args = {k: v for k, v in args.items() if k not in KMEANS_FLAGS}
   argv = ['--is_training']
   for key, value in args.items():
     if value is True:

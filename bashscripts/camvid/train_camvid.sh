@@ -185,8 +185,8 @@ for SEED in ${SEEDS}; do
 
   if [ "${IS_UNSUP}" = "1" ]; then
     D=$(run_dir unsup ${SEED})
-    stage unsup_train_seed${SEED} ${PYTHON} pyscripts/train/train_segsort_unsup.py ${NET} ${SEG} ${TRAIN} \
-      --concentration ${CONCENTRATION} --num_banks 0 --random_seed ${SEED} \
+    stage unsup_train_seed${SEED} ${PYTHON} pyscripts/train/train_segsort_unsup.py ${NET} ${TRAIN} \
+      --embedding_dim ${EMBEDDING_DIM} --concentration ${CONCENTRATION} --random_seed ${SEED} \
       --num_steps ${UNSUP_STEPS} --save_pred_every 1000 --snapshot_dir ${D}
     stage unsup_eval_seed${SEED} segsort_eval ${D}
   fi

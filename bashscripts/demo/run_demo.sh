@@ -133,8 +133,8 @@ if [ "${IS_SEGSORT}" = "1" ]; then
 fi
 
 if [ "${IS_UNSUP}" = "1" ]; then
-  stage unsup_train ${PYTHON} pyscripts/train/train_segsort_unsup.py ${NET} ${SEG} ${TRAIN} \
-    --concentration ${CONCENTRATION} --num_banks 0 \
+  stage unsup_train ${PYTHON} pyscripts/train/train_segsort_unsup.py ${NET} ${TRAIN} \
+    --embedding_dim ${EMBEDDING_DIM} --concentration ${CONCENTRATION} \
     --num_steps ${UNSUP_STEPS} --save_pred_every ${UNSUP_STEPS} \
     --snapshot_dir ${DEMO_DIR}/unsup
   stage unsup_eval segsort_eval ${DEMO_DIR}/unsup ${DEMO_DIR}/unsup/results 0

@@ -61,11 +61,10 @@ BACKBONE=resnet_v1_101
 BACKBONE_VARIANT=original
 WIDTH_MULTIPLIER=1.0
 
-# Training hyper-parameters. The original ran 5 GPUs: 4 towers of 4 images
-# and a fifth GPU for the loss. The loss here runs on the first tower's
-# device, so NUM_GPU counts towers, and 16 images split over 4 of them as
-# they did; BATCH_SIZE is the whole batch (a multiple of NUM_GPU). Stage 2
-# runs at a 10x lower learning rate.
+# Training hyper-parameters. NUM_GPU=5 as in the original: the 16 images
+# split over 4 network towers of 4, the fifth GPU computes the loss
+# (--num_gpu N: N - 1 towers; BATCH_SIZE is the whole batch, a multiple of
+# N - 1). Stage 2 runs at a 10x lower learning rate.
 BATCH_SIZE=16
 TRAIN_INPUT_SIZE=480,480
 WEIGHT_DECAY=5e-4
@@ -74,7 +73,7 @@ NUM_STEPS_1=100000
 NUM_STEPS_2=30000
 SAVE_PRED_EVERY_2=10000
 NUM_CLASSES=21
-NUM_GPU=4
+NUM_GPU=5
 LEARNING_RATE_1=2e-3
 LEARNING_RATE_2=2e-4
 UPDATE_TB_EVERY=50
@@ -125,7 +124,7 @@ if [ "${SMOKE}" = 1 ]; then
   NUM_STEPS_2=2
   SAVE_PRED_EVERY_2=2
   NUM_CLASSES=4
-  NUM_GPU=2
+  NUM_GPU=3
   # Summaries at every step: each new set of fetched ops costs TensorFlow
   # another graph optimisation, seconds for two steps.
   UPDATE_TB_EVERY=1
@@ -138,10 +137,10 @@ if [ "${SMOKE}" = 1 ]; then
   K_IN_NEAREST_NEIGHBORS=3
 fi
 
-# Named for what it is: method, model, backbone, GPUs x images per GPU,
-# steps of the two stages, dataset, crop.
+# Named for what it is: method, model, backbone, towers x images per tower
+# (NUM_GPU - 1 towers), steps of the two stages, dataset, crop.
 SNAPSHOT_DIR=${SNAPSHOT_ROOT}/voc12/segsort/segsort_pspnet_${BACKBONE}
-SNAPSHOT_DIR+=_${NUM_GPU}xb$((BATCH_SIZE / NUM_GPU))
+SNAPSHOT_DIR+=_$((NUM_GPU - 1))xb$((BATCH_SIZE / (NUM_GPU - 1)))
 SNAPSHOT_DIR+=-${NUM_STEPS_1}+${NUM_STEPS_2}it_voc12-${TRAIN_INPUT_SIZE/,/x}
 DATA_DIR=${DATAROOT}/VOCdevkit
 GT_DIR=${DATA_DIR}/VOC2012/segcls

@@ -24,8 +24,9 @@
 #   HOSTS=node0:2222,node1:2222 TASK_INDEX=1 DATAROOT=/path/to/datasets \
 #     bash bashscripts/voc12/train_segsort_multinode.sh      # on node1
 #
-# BATCH_SIZE is the batch of all towers of all machines: with NUM_GPU=4 on
-# each of 2 machines, 16 images are 2 per tower.
+# BATCH_SIZE is the batch of all towers of all machines: every GPU of every
+# machine runs a tower (--loss_device tower; the loss on the chief's first
+# GPU), so with NUM_GPU=4 on each of 2 machines, 16 images are 2 per tower.
 #
 # SMOKE=1 runs the recipe on this machine with 2 worker processes on free
 # localhost ports, a tiny synthetic dataset and a tiny network (one CPU
@@ -212,14 +213,15 @@ if [ "${IS_TRAIN_1}" = 1 ]; then
     "${LEARNING_RATE_1}" "${NUM_STEPS_1}" "${NUM_STEPS_1}" \
     --num_banks "${NUM_BANKS}" --num_clusters "${NUM_CLUSTERS}" \
     --kmeans_iterations "${KMEANS_ITERATIONS}" --num_gpu "${NUM_GPU}" \
-    --not_restore_classifier
+    --loss_device tower --not_restore_classifier
 fi
 if [ "${IS_TRAIN_2}" = 1 ]; then
   cluster_train_step pyscripts/train/train_segsort_mgpu.py \
     "${SNAPSHOT_DIR}/stage2" "${SNAPSHOT_DIR}/stage1/model.ckpt-${NUM_STEPS_1}" \
     train "${LEARNING_RATE_2}" "${NUM_STEPS_2}" "${SAVE_PRED_EVERY_2}" \
     --num_banks "${NUM_BANKS}" --num_clusters "${NUM_CLUSTERS}" \
-    --kmeans_iterations "${KMEANS_ITERATIONS}" --num_gpu "${NUM_GPU}"
+    --kmeans_iterations "${KMEANS_ITERATIONS}" --num_gpu "${NUM_GPU}" \
+    --loss_device tower
 fi
 # The rest runs on the chief alone, as in train_segsort_mgpu.sh.
 if [ "${IS_CHIEF}" != 1 ]; then

@@ -19,10 +19,11 @@ def num_available_gpus():
 
 
 def get_tower_devices(num_towers, use_gpu=None):
-  """Device names for num_towers towers.
+  """Device names for num_towers devices.
 
   Args:
-    num_towers: number of towers (--num_gpu).
+    num_towers: number of devices (--num_gpu: the trainer puts its network
+      towers and its loss on them).
     use_gpu: True / False, or None to use GPUs when enough are present.
 
   Returns:

@@ -332,7 +332,7 @@ def cluster_grid(num_clusters):
   return ClusterGrid(int(pair[0]), int(pair[1]))
 
 
-def kmeans(embedding, num_clusters, iterations=10):
+def kmeans(embedding, num_clusters, iterations=10, initial_labels=None):
   """vMF k-means of every image, started from the grid initialisation.
 
   Args:
@@ -341,6 +341,8 @@ def kmeans(embedding, num_clusters, iterations=10):
     num_clusters: [n_y, n_x] clusters along each axis, or an int n for
       n x n; K = n_y * n_x clusters per image.
     iterations: Number of k-means iterations.
+    initial_labels: Optional integer tensor [H, W] (every image) or
+      [B, H, W] of start labels in [0, K); default the grid over H x W.
 
   Returns:
     An int32 tensor [B, H, W] of per-image cluster labels in [0, K). Labels
@@ -351,9 +353,11 @@ def kmeans(embedding, num_clusters, iterations=10):
   embedding = tf.convert_to_tensor(embedding)
   shape = tf.shape(embedding)
   batch, height, width, depth = shape[0], shape[1], shape[2], shape[3]
-  initial = tf.reshape(initialize_cluster_labels(grid, [height, width]),
-                       [1, -1])
-  initial = tf.tile(initial, [batch, 1])
+  if initial_labels is None:
+    initial_labels = initialize_cluster_labels(grid, [height, width])
+  initial = tf.cast(tf.reshape(initial_labels, [-1, height * width]),
+                    tf.int32)
+  initial = tf.tile(initial, [batch // tf.shape(initial)[0], 1])
   flat = tf.reshape(embedding, [batch, -1, depth])
   labels = batch_kmeans_with_initial_labels(
       flat, initial, grid.count, iterations)

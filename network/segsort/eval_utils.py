@@ -2,7 +2,8 @@
 
 - extract_trained_prototypes: the prototypes of an annotated image (and, on
   request, the cluster of every pixel).
-- extract_test_prototypes: test-time clustering, one prototype per cluster.
+- extract_test_prototypes: test-time clustering, one prototype per cluster
+  (get_test_start: its start when the region lies in a larger canvas).
 - get_k_nearest_prototypes: the kNN search and vote. For every test
   prototype, its k most similar training prototypes and the per-class
   votes of their labels; the training bank may be scanned in chunks so that
@@ -174,14 +175,45 @@ def extract_trained_prototypes(embedding,
   return outputs + (pixel_clusters,)
 
 
+def get_test_start(num_clusters, region_size, canvas_size=None,
+                   location_size=None):
+  """The k-means start of a test region: initial labels and locations.
+
+  The region is the top-left h x w part of a canvas (e.g. the zero-padded
+  input the network saw). The initial labels are the grid over the whole
+  canvas cropped to the region, so a region smaller than its canvas starts
+  with fewer than K clusters (a 375 x 500 region of a 720 x 720 canvas: 3 x
+  4 of the 5 x 5); pixel (y, x) is located at (y / L_h, x / L_w).
+
+  Args:
+    num_clusters: n per axis or [n_y, n_x].
+    region_size: [h, w], python ints or int32 scalar tensors.
+    canvas_size: [P_h, P_w], each >= the region's; default region_size.
+    location_size: [L_h, L_w], each >= the region's; default region_size.
+
+  Returns:
+    initial_labels: An int32 tensor [h, w] in [0, K).
+    location_features: A float32 tensor [h, w, 2].
+  """
+  height, width = region_size
+  canvas_size = region_size if canvas_size is None else canvas_size
+  location_size = region_size if location_size is None else location_size
+  grid = common_utils.cluster_grid(num_clusters)
+  initial_labels = common_utils.initialize_cluster_labels(
+      grid, canvas_size)[:height, :width]
+  location_features = common_utils.generate_location_features(
+      location_size, 'float')[:height, :width]
+  return initial_labels, location_features
+
+
 def extract_test_prototypes(embedding, num_clusters, kmeans_iterations,
-                            location_features=None):
+                            location_features=None, initial_labels=None):
   """Clusters test embeddings and returns one prototype per cluster.
 
   normalize(concat(normalize(embedding), location)) is clustered by vMF
-  k-means from the grid start, per image; cluster ids are offset by b * K
-  so that they are unique over the batch; the prototypes are computed from
-  the embeddings without location.
+  k-means from the grid start (or initial_labels), per image; cluster ids
+  are offset by b * K so that they are unique over the batch; the
+  prototypes are computed from the embeddings without location.
 
   Args:
     embedding: A float tensor [B, H, W, D].
@@ -189,6 +221,8 @@ def extract_test_prototypes(embedding, num_clusters, kmeans_iterations,
     kmeans_iterations: Number of k-means iterations.
     location_features: Optional float tensor [B, H, W, 2] or [H, W, 2];
       default (y / H, x / W) from common_utils.generate_location_features.
+    initial_labels: Optional integer tensor [H, W] or [B, H, W] in [0, K)
+      (e.g. from get_test_start); default the grid over H x W.
 
   Returns:
     cluster_labels: An int32 tensor [B, H, W] in [0, B * K).
@@ -207,7 +241,7 @@ def extract_test_prototypes(embedding, num_clusters, kmeans_iterations,
   embedding_with_location = common_utils.normalize_embedding(
       tf.concat([embedding, location_features], axis=3))
   cluster_labels = common_utils.kmeans(embedding_with_location, num_clusters,
-                                       kmeans_iterations)
+                                       kmeans_iterations, initial_labels)
   total = common_utils.cluster_grid(num_clusters).count
   cluster_labels += total * tf.range(shape[0])[:, tf.newaxis, tf.newaxis]
   test_prototypes = common_utils.calculate_prototypes_from_labels(

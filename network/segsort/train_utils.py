@@ -33,6 +33,8 @@ the loss alone (e.g. for a summary) does not touch the banks. (In the
 original the update ops were created but nothing depended on them, so the
 banks never changed.)
 """
+import warnings
+
 import tensorflow.compat.v1 as tf
 
 from network.segsort import common_utils
@@ -490,17 +492,18 @@ def add_unsupervised_segsort_loss(embedding,
     cluster_labels: An integer tensor [B, h, w] or [B, h, w, 1] of region
       ids; ids outside [0, 255) (255 is the crop padding) are not a segment.
     num_banks: Accepted for compatibility with the original signature and
-      ignored (with a logged warning when > 0): SPEC's unsupervised loss has
-      no memory, and the original accepted and ignored it too.
+      ignored (with a UserWarning when > 0): SPEC's unsupervised loss has no
+      memory, and the original accepted and ignored it too.
     loss_scope: Optional name scope.
 
   Returns:
     A float32 scalar tensor.
   """
   if num_banks:
-    tf.logging.warning('add_unsupervised_segsort_loss: num_banks=%d is '
-                       'ignored; the unsupervised loss uses no memory banks.',
-                       num_banks)
+    # A Python warning: network/__init__ silences TensorFlow's logger.
+    warnings.warn('add_unsupervised_segsort_loss: num_banks=%d is ignored; '
+                  'the unsupervised loss uses no memory banks.' % num_banks,
+                  stacklevel=2)
   with tf.name_scope(loss_scope, 'unsupervised_segsort_loss',
                      [embedding, cluster_labels]):
     embedding = tf.convert_to_tensor(embedding)

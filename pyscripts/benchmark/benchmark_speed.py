@@ -30,8 +30,8 @@ In ONE run, on the same machine and settings, measures and prints:
    what it adds to the memory of the bank itself stays bounded
    (O(clusters x (k + chunk)) floats), never bank x pixels.
 
-The shared inference flags --colormap, --save_dir and --num_gpu are
-accepted but unused (one tower, nothing is saved but the JSON). Timings on a
+The shared inference flags --colormap and --save_dir are accepted but
+unused (nothing is saved but the JSON). Timings on a
 machine shared with other jobs vary by tens of percent from run to run: the
 fastest step (train_step_min_seconds) is reported next to the median.
 
@@ -139,7 +139,7 @@ def get_arguments(argv=None):
   flags.add_data_flags(parser, input_size='336,336', batch_size=8)
   flags.add_model_flags(parser)
   flags.add_segsort_flags(parser)
-  flags.add_inference_flags(parser)
+  flags.add_inference_flags(parser, strides='320,320')
   flags.add_knn_flags(parser)
   flags.add_prediction_flags(parser)
   # Multi-scale means scales 0.5..1.75 with flips unless --scales says

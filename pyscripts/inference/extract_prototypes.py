@@ -34,11 +34,11 @@ from seg_models import prototype_sets  # noqa: E402
 
 def get_arguments(argv=None):
   parser = flags.get_parser(__doc__)
-  flags.add_data_flags(parser, input_size=flags.SEGSORT_INFERENCE_WINDOW,
+  flags.add_data_flags(parser, input_size=flags.INFERENCE_WINDOW,
                        training=False)
   flags.add_model_flags(parser, training=False)
   flags.add_segsort_flags(parser, training=False)
-  flags.add_inference_flags(parser, strides=flags.SEGSORT_INFERENCE_WINDOW,
+  flags.add_inference_flags(parser, strides=flags.INFERENCE_WINDOW,
                             multiscale=False, colormap=False)
   return flags.parse(parser, argv)
 

@@ -2,10 +2,12 @@ r"""Single-scale SegSort inference: kNN labels for the segments of every image.
 
 The image is zero-padded to --input_size (default 512,512; the VOC recipes
 pass 720,720, which holds every VOC image; larger images go through the
-sliding window with --strides), embedded, clustered by k-means (with
-location) from the grid start; every cluster takes the majority class of
-its --k_in_nearest_neighbors nearest training prototypes (--prototype_dir,
-from extract_prototypes.py). Writes
+sliding window with --strides), embedded, and its pixels are clustered by
+k-means (with location) from the grid over the padded input (--kmeans_grid
+canvas: a 500x375 image in 720x720 starts from 12 clusters; image: from the
+grid over the image); every cluster takes the majority class of its
+--k_in_nearest_neighbors nearest training prototypes (--prototype_dir, from
+extract_prototypes.py). Writes
 SAVE_DIR/gray/NAME.png (class ids) and SAVE_DIR/color/NAME.png (VOC colours,
 or --colormap).
 

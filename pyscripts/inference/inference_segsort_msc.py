@@ -3,7 +3,9 @@ r"""Multi-scale SegSort inference: kNN votes summed over scales and flips.
 With --scale_aug the image is resized by 0.5, 0.75, 1, 1.25, 1.5 and 1.75
 (--scales overrides the list), with --flip_aug each is also mirrored. Every
 view goes through the sliding window (--input_size, --strides); every
-window is clustered by k-means on its own and each of its pixels receives
+window's part inside the view is clustered by k-means on its own, from the
+grid over the whole window (--kmeans_grid canvas; image: over the part
+inside the view), and each of its pixels receives
 the class votes of its cluster's --k_in_nearest_neighbors nearest training
 prototypes. The votes are resized to the image, flipped back and summed; the
 label is their argmax. Writes SAVE_DIR/gray/NAME.png and

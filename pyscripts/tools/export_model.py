@@ -39,11 +39,11 @@ def get_arguments(argv=None):
   parser = flags.get_parser(__doc__)
   group = parser.add_argument_group('exported graph')
   group.add_argument('--input_size', type=flags.int_pair,
-                     default=flags.SEGSORT_INFERENCE_WINDOW,
+                     default=flags.INFERENCE_WINDOW,
                      help='Comma-separated H,W of the sliding window (as '
                           'inference_segsort.py).')
   group.add_argument('--strides', type=flags.int_pair,
-                     default=flags.SEGSORT_INFERENCE_WINDOW,
+                     default=flags.INFERENCE_WINDOW,
                      help='Comma-separated H,W strides of the sliding '
                           'window.')
   group.add_argument('--inference_batch_size', type=flags.int_at_least(1),

@@ -1,4 +1,9 @@
-"""Training script for the pixel-wise softmax baseline (same networks)."""
+"""Training script for the pixel-wise softmax baseline (same networks).
+
+The original's (that of AAF, the baseline codebase the original README
+points to) spelled its flags with hyphens (--data-dir, --learning-rate,
+...): both spellings are accepted.
+"""
 import os
 import sys
 
@@ -11,7 +16,9 @@ from seg_models import trainer  # noqa: E402
 
 
 def get_arguments(argv=None):
-  return flags.get_training_arguments(__doc__, argv, segsort=False)
+  return flags.get_training_arguments(
+      __doc__, argv, segsort=False, learning_rate=2.5e-4,
+      hyphenated=flags.SOFTMAX_TRAINING_HYPHENATED)
 
 
 def main(argv=None):

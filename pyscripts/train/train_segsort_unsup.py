@@ -1,7 +1,10 @@
 """Training script for unsupervised SegSort.
 
 The segments come from oversegmentation masks (third list column, or the
-label path with segcls -> hed); no class label is used.
+label path with segcls -> hed); no class label is used. No k-means and no
+memory banks: as in the original, there are no --num_clusters,
+--kmeans_iterations or --num_banks flags (the prototypes of the trained
+model are extracted with extract_prototypes.py's).
 """
 import os
 import sys
