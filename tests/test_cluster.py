@@ -60,6 +60,13 @@ def test_empty_tf_config_is_no_cluster(text):
     (_tf_config(TWO_WORKERS, 'chief'), ['TF_CONFIG["task"]', "'chief'"]),
     (json.dumps({'cluster': TWO_WORKERS, 'task': {'type': 'worker'}}),
      ['TF_CONFIG', '"index"']),
+    # Kubeflow's TFJob with a Master replica, or with enableDynamicWorker
+    # (its "sparseCluster" instead of "cluster"; README, TFJob).
+    (_tf_config({'master': ['m:1'], 'worker': ['w:1']}, 'master'),
+     ['master', 'not supported']),
+    (json.dumps({'sparseCluster': {'worker': {'0': 'w:1'}},
+                 'task': {'type': 'worker', 'index': 0}}),
+     ['TF_CONFIG', 'no "cluster"']),
 ])
 def test_malformed_tf_config_names_the_variable(text, words):
   with pytest.raises(ClusterError) as e:

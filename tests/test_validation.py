@@ -18,17 +18,6 @@ from tests import tiny_data
 NUM_VAL, NUM_TRAIN = 3, 2
 
 
-def _scalars(snapshot_dir, tag):
-  found = []
-  for name in sorted(os.listdir(snapshot_dir)):
-    if name.startswith('events.out.tfevents'):
-      for event in tf.train.summary_iterator(os.path.join(snapshot_dir,
-                                                          name)):
-        found += [(event.step, v.simple_value) for v in event.summary.value
-                  if v.tag == tag]
-  return found
-
-
 def _head(src, dst, n):
   with open(src) as f:
     lines = f.readlines()[:n]
@@ -53,7 +42,7 @@ def test_segsort_validation_is_inference_and_keeps_the_best(tiny_dataset,
   assert [(step, images) for step, _, images, _ in lines] == [
       ('1', str(NUM_VAL)), ('2', str(NUM_VAL))]
   mious = {int(step): float(miou) for step, miou, _, _ in lines}
-  events = dict(_scalars(snap, 'val/miou'))
+  events = dict(tiny_data.read_scalars(snap, 'val/miou'))
   assert sorted(events) == [1, 2]
   for step in events:
     assert events[step] == pytest.approx(mious[step], abs=0.01)

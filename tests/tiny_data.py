@@ -111,3 +111,15 @@ def assert_same_variables(a, b, atol, rtol=1e-4, slot_rtol=2e-2):
       continue
     np.testing.assert_allclose(a[name], b[name], rtol=0,
                                atol=atol + tol * scale, err_msg=name)
+
+
+def read_scalars(snapshot_dir, tag):
+  """[(step, value), ...] of a scalar summary in a folder's event files."""
+  found = []
+  for name in sorted(os.listdir(snapshot_dir)):
+    if name.startswith('events.out.tfevents'):
+      for event in tf.train.summary_iterator(os.path.join(snapshot_dir,
+                                                          name)):
+        found += [(event.step, v.simple_value) for v in event.summary.value
+                  if v.tag == tag]
+  return found

@@ -12,8 +12,8 @@
 #               "task": {"type": "worker", "index": I}};
 #   HOSTS       a comma-separated host:port list (below, or from the
 #               environment) with TASK_INDEX this machine's place in it;
-#   Slurm       under srun, HOSTS from the job's nodes (port PORT) and
-#               TASK_INDEX from SLURM_PROCID.
+#   Slurm       under srun with one task per node, HOSTS from the step's
+#               nodes (port PORT) and TASK_INDEX from SLURM_PROCID.
 #
 # Usage, on every machine (relative paths from the repository root, which
 # every machine sees at the same path, e.g. a shared file system; DATAROOT
@@ -24,13 +24,16 @@
 #   HOSTS=node0:2222,node1:2222 TASK_INDEX=1 DATAROOT=/path/to/datasets \
 #     bash bashscripts/voc12/train_segsort_multinode.sh      # on node1
 #
-# BATCH_SIZE is the batch of all towers of all machines: with NUM_GPU=4 on
-# each of 2 machines, 16 images are 2 per tower.
+# BATCH_SIZE is the batch of all towers of all machines: every GPU of every
+# machine runs a tower (--loss_device tower; the loss on the chief's first
+# GPU), so with NUM_GPU=4 on each of 2 machines, 16 images are 2 per tower.
 #
-# SMOKE=1 runs the whole recipe on this machine with 2 worker processes on
-# free localhost ports, a tiny synthetic dataset and a tiny network (one
-# CPU tower per worker; SMOKE_DIR, a new temporary folder by default,
-# receives the data and every output):
+# SMOKE=1 runs the recipe on this machine with 2 worker processes on free
+# localhost ports, a tiny synthetic dataset and a tiny network (one CPU
+# tower per worker): both training stages on the 2 workers, then stage 2's
+# prototypes, multi-scale inference and mIoU on the chief (stage 1's with
+# IS_PROTOTYPE_1=1 IS_INFERENCE_1=1 IS_BENCHMARK_1=1). SMOKE_DIR, a new
+# temporary folder by default, receives the data and every output:
 #
 #   SMOKE=1 [SMOKE_DIR=/tmp/segsort_smoke] \
 #     bash bashscripts/voc12/train_segsort_multinode.sh
@@ -81,17 +84,22 @@ NUM_CLUSTERS=5
 KMEANS_ITERATIONS=10
 K_IN_NEAREST_NEIGHBORS=21
 
+SMOKE=${SMOKE:-0}
+# The chief's evaluation of stage 1 is the single-machine code that the
+# other recipes' smoke runs cover: SMOKE=1 leaves it out unless asked
+# (IS_PROTOTYPE_1=1 ...), which halves the process start-ups after training.
+STAGE1_EVAL=$([ "${SMOKE}" = 1 ] && echo 0 || echo 1)
+
 IS_TRAIN_1=${IS_TRAIN_1:-1}
-IS_PROTOTYPE_1=${IS_PROTOTYPE_1:-1}
-IS_INFERENCE_1=${IS_INFERENCE_1:-1}
-IS_BENCHMARK_1=${IS_BENCHMARK_1:-1}
+IS_PROTOTYPE_1=${IS_PROTOTYPE_1:-${STAGE1_EVAL}}
+IS_INFERENCE_1=${IS_INFERENCE_1:-${STAGE1_EVAL}}
+IS_BENCHMARK_1=${IS_BENCHMARK_1:-${STAGE1_EVAL}}
 IS_TRAIN_2=${IS_TRAIN_2:-1}
 IS_PROTOTYPE_2=${IS_PROTOTYPE_2:-1}
 IS_INFERENCE_2=${IS_INFERENCE_2:-0}
 IS_INFERENCE_MSC_2=${IS_INFERENCE_MSC_2:-1}
 IS_BENCHMARK_2=${IS_BENCHMARK_2:-1}
 
-SMOKE=${SMOKE:-0}
 if [ "${SMOKE}" = 1 ]; then
   SMOKE_DIR=${SMOKE_DIR:-$(mktemp -d -t segsort_smoke.XXXXXX)}
   DATAROOT=${SMOKE_DIR}/data
@@ -124,11 +132,25 @@ print(",".join("localhost:%d" % x.getsockname()[1] for x in s))')
   TASK_INDEX=0
 fi
 
-# Slurm: one task per node, the nodes of the job in order.
-if [ -z "${TF_CONFIG}" ] && [ -z "${HOSTS}" ] &&
-   [ -n "${SLURM_JOB_NODELIST}" ]; then
-  HOSTS=$(scontrol show hostnames "${SLURM_JOB_NODELIST}" |
+# Slurm (under srun): one task per node, the nodes of the step (else of the
+# job) in order; srun's task I (SLURM_PROCID) is on the I-th of them.
+SLURM_NODES=${SLURM_STEP_NODELIST:-${SLURM_JOB_NODELIST:-}}
+SLURM_TASKS=${SLURM_STEP_NUM_TASKS:-${SLURM_NTASKS:-}}
+if [ -z "${TF_CONFIG}" ] && [ -z "${HOSTS}" ] && [ -n "${SLURM_NODES}" ]; then
+  HOSTS=$(scontrol show hostnames "${SLURM_NODES}" |
           sed "s/\$/:${PORT}/" | paste -sd, -)
+  if [ -z "${HOSTS}" ]; then
+    echo "error: $(recipe_name): \`scontrol show hostnames ${SLURM_NODES}\`" \
+      "listed no node; set HOSTS and TASK_INDEX instead." >&2
+    exit 1
+  fi
+  NUM_HOSTS=$(( $(echo "${HOSTS}" | tr , '\n' | wc -l) ))
+  if [ -n "${SLURM_TASKS}" ] && [ "${SLURM_TASKS}" != "${NUM_HOSTS}" ]; then
+    echo "error: $(recipe_name): Slurm runs ${SLURM_TASKS} tasks on" \
+      "${NUM_HOSTS} node(s) (${SLURM_NODES}); run one task per node:" \
+      "srun --ntasks-per-node=1 (a node's towers are NUM_GPU)." >&2
+    exit 1
+  fi
 fi
 if [ -n "${TF_CONFIG}" ]; then
   CLUSTER_FLAGS=()
@@ -191,14 +213,15 @@ if [ "${IS_TRAIN_1}" = 1 ]; then
     "${LEARNING_RATE_1}" "${NUM_STEPS_1}" "${NUM_STEPS_1}" \
     --num_banks "${NUM_BANKS}" --num_clusters "${NUM_CLUSTERS}" \
     --kmeans_iterations "${KMEANS_ITERATIONS}" --num_gpu "${NUM_GPU}" \
-    --not_restore_classifier
+    --loss_device tower --not_restore_classifier
 fi
 if [ "${IS_TRAIN_2}" = 1 ]; then
   cluster_train_step pyscripts/train/train_segsort_mgpu.py \
     "${SNAPSHOT_DIR}/stage2" "${SNAPSHOT_DIR}/stage1/model.ckpt-${NUM_STEPS_1}" \
     train "${LEARNING_RATE_2}" "${NUM_STEPS_2}" "${SAVE_PRED_EVERY_2}" \
     --num_banks "${NUM_BANKS}" --num_clusters "${NUM_CLUSTERS}" \
-    --kmeans_iterations "${KMEANS_ITERATIONS}" --num_gpu "${NUM_GPU}"
+    --kmeans_iterations "${KMEANS_ITERATIONS}" --num_gpu "${NUM_GPU}" \
+    --loss_device tower
 fi
 # The rest runs on the chief alone, as in train_segsort_mgpu.sh.
 if [ "${IS_CHIEF}" != 1 ]; then
