@@ -192,3 +192,15 @@ def predict_list(args, open_model, predict, desc='inference',
       save_prediction(save_dir, entry.name, labels, colormap)
   write_record(args, mode, script, len(entries), scales, flip)
   return [entry.name for entry in entries]
+
+
+def predict_list_multiscale(args, open_model, script):
+  """predict_list with every image predicted over --scale_aug / --scales
+  (and --flip_aug) views by the model's predict_multiscale."""
+  scales = predictor.get_scales(args.scale_aug, args.scales)
+  return predict_list(
+      args, open_model,
+      lambda model, image: model.predict_multiscale(image, scales,
+                                                    args.flip_aug),
+      desc='inference (msc)', mode=MULTI_SCALE, script=script, scales=scales,
+      flip=args.flip_aug)

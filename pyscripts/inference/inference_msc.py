@@ -6,10 +6,12 @@ neither: the image as it is. Every view goes through the sliding window
 (--input_size, --strides); its windows' softmax probabilities are averaged
 where they overlap, resized to the image and flipped back; the views' maps
 are summed and the label is their argmax. Writes SAVE_DIR/gray/NAME.png and
-SAVE_DIR/color/NAME.png (SAVE_DIR/inference.json records the run). The original's hyphenated spellings (--data-dir,
---data-list, --input-size, --num-classes, --ignore-label, --restore-from,
---save-dir, --flip-aug, --scale-aug) are accepted too.
+SAVE_DIR/color/NAME.png (SAVE_DIR/inference.json records the run). The
+original's hyphenated spellings (--data-dir, --data-list, --input-size,
+--num-classes, --ignore-label, --restore-from, --save-dir, --flip-aug,
+--scale-aug) are accepted too.
 
+example:
   python pyscripts/inference/inference_msc.py \
     --data_dir VOCdevkit/ --data_list dataset/voc12/val.txt \
     --input_size 480,480 --strides 320,320 --num_classes 21 \
@@ -38,14 +40,9 @@ def get_arguments(argv=None):
 def infer(args):
   """Predicts and saves every image of the list; returns the names."""
   inference_main.apply_checkpoint_settings(args, 'logits')
-  scales = predictor.get_scales(args.scale_aug, args.scales)
   opts = inference_main.get_predictor_options(args)
-  return inference_main.predict_list(
-      args, lambda: predictor.SoftmaxPredictor(opts),
-      lambda model, image: model.predict_multiscale(image, scales,
-                                                    args.flip_aug),
-      desc='inference (msc)', mode=inference_main.MULTI_SCALE,
-      script='inference_msc.py', scales=scales, flip=args.flip_aug)
+  return inference_main.predict_list_multiscale(
+      args, lambda: predictor.SoftmaxPredictor(opts), 'inference_msc.py')
 
 
 def main(argv=None):

@@ -43,17 +43,15 @@ def get_arguments(argv=None):
 
 def infer(args):
   """Predicts and saves every image of the list; returns the names."""
-  scales = predictor.get_scales(args.scale_aug, args.scales)
+  # Bad --scales stop the script before anything is loaded.
+  predictor.get_scales(args.scale_aug, args.scales)
   inference_main.apply_checkpoint_settings(args, 'embedding')
   prototypes = prototype_sets.load_prototypes(
       args.prototype_dir, args.embedding_dim, args.num_classes)
   opts = inference_main.get_predictor_options(args)
-  return inference_main.predict_list(
+  return inference_main.predict_list_multiscale(
       args, lambda: predictor.SegSortPredictor(opts, prototypes),
-      lambda model, image: model.predict_multiscale(image, scales,
-                                                    args.flip_aug),
-      desc='inference (msc)', mode=inference_main.MULTI_SCALE,
-      script='inference_segsort_msc.py', scales=scales, flip=args.flip_aug)
+      'inference_segsort_msc.py')
 
 
 def main(argv=None):
