@@ -6,6 +6,7 @@ import subprocess
 import pytest
 
 from tests import conftest
+from utils import data_lists
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, 'bashscripts', 'camvid', 'train_camvid.sh')
@@ -66,7 +67,12 @@ def test_oversegmentation_stage_commands(tmp_path, masks):
   calls = [line.split() for line in log.read_text().splitlines()]
   train_list = str(work / ('train_overseg_%s.txt' % masks))
   folder = 'hed_owt_ucm' if masks == 'hed-owt-ucm' else 'hed'
-  assert open(train_list).read().split()[2] == str(work / folder / 'a.png')
+  # The mask column, read as the scripts read it (relative to DATAROOT),
+  # is the file in WORK_DIR: an absolute path would be DATAROOT + path.
+  column = open(train_list).read().split()[2]
+  assert not column.startswith('/')
+  assert os.path.realpath(data_lists.resolve_path(
+      str(dataroot), column)) == os.path.realpath(str(work / folder / 'a.png'))
   if masks == 'hed-owt-ucm':
     assert [os.path.basename(c[0]) for c in calls] == [
         'make_contours.py', 'make_oversegmentation.py']

@@ -115,7 +115,10 @@ stage() {
 
 # The training list with a third column: where the masks are (or will be).
 TRAIN_LIST=${WORK_DIR}/train_overseg_${MASKS}.txt
-HED_DIR=$(cd "${WORK_DIR}" && pwd)/${MASK_FOLDER}
+# The masks' column is relative to DATAROOT, as the list's other paths: a
+# path starting with '/' is read as DATAROOT + path (utils/data_lists.py),
+# which put the masks under DATAROOT instead of WORK_DIR.
+HED_DIR=$(realpath --relative-to="${DATAROOT}" "$(cd "${WORK_DIR}" && pwd)")/${MASK_FOLDER}
 CONTOUR_DIR=${WORK_DIR}/hed_contours
 VAL_LIST=${WORK_DIR}/val.txt
 LIMIT=cat
