@@ -176,6 +176,38 @@ def test_chunked_search_on_a_large_bank():
   assert np.array_equal(full, _np_top_k(queries, bank, 15))
 
 
+@pytest.mark.parametrize('k', [1, 15, 130])
+@pytest.mark.parametrize('chunk_size', [None, 7, 64, 1000])
+def test_two_stage_top_k_keeps_every_tie_in_index_order(k, chunk_size):
+  """Banks of many groups (eval_utils._TOP_K_GROUP) whose similarities are
+  small integers (exact in float32): long runs of equal values inside and
+  across groups and chunks. Indices and values must be those of a stable
+  NumPy sort (ties: lower bank index)."""
+  rng = np.random.RandomState(11)
+  bank = rng.randint(-2, 3, size=(3001, 4)).astype(np.float32)
+  queries = rng.randint(-2, 3, size=(9, 4)).astype(np.float32)
+  queries[0] = 0   # every prototype ties
+  result = _run(_search(queries, bank, k, chunk_size))
+  top = _np_top_k(queries, bank, k)
+  assert np.array_equal(result.indices, top)
+  assert np.array_equal(result.similarities,
+                        np.take_along_axis(queries @ bank.T, top, 1))
+  assert np.array_equal(result.indices[0], np.arange(k))
+
+
+def test_two_stage_top_k_on_rows_shorter_than_a_group():
+  """Rows of 1 to 2 groups, k up to the row length: same as tf.nn.top_k."""
+  rng = np.random.RandomState(12)
+  for length in (1, 5, eval_utils._TOP_K_GROUP, eval_utils._TOP_K_GROUP + 1,
+                 2 * eval_utils._TOP_K_GROUP + 3):
+    rows = rng.randint(0, 4, size=(3, length)).astype(np.float32)
+    for k in sorted({1, min(3, length), length}):
+      values, indices = _run(eval_utils._exact_top_k(tf.constant(rows), k))
+      order = np.argsort(-rows, axis=1, kind='stable')[:, :k]
+      assert np.array_equal(indices, order), (length, k)
+      assert np.array_equal(values, np.take_along_axis(rows, order, 1))
+
+
 @pytest.mark.parametrize('chunk_size', [None, 6, 40])
 def test_k_nearest_prototypes_match_reference(chunk_size):
   """Similarities, indices and votes of the one kNN function vs NumPy."""

@@ -336,6 +336,50 @@ def _majority(votes):
   return tf.argmax(votes, axis=1, output_type=tf.int32)
 
 
+# Training prototypes per group of the two-stage top-k (_exact_top_k).
+_TOP_K_GROUP = 64
+
+
+def _exact_top_k(similarities, k):
+  """tf.nn.top_k(similarities, k) of rows [Q, n], k <= n, in two stages.
+
+  The row is cut into groups of _TOP_K_GROUP; the k groups with the largest
+  maxima hold every one of the row's k largest entries (an entry among the
+  k largest has at most k - 1 entries above it, so at most k - 1 groups'
+  maxima can rank above its group's), so the top-k runs over the maxima and
+  then over the k * _TOP_K_GROUP entries of those groups, instead of over
+  the whole row: the same values and indices, ties included (top_k puts the
+  lower index first among equals; the maxima's groups are ranked by the
+  same rule, and the candidates are kept in index order). The row is padded
+  with -inf to a whole number of groups; k <= n real entries outrank the
+  padding.
+
+  Args:
+    similarities: A float tensor [Q, n].
+    k: An int (or int scalar tensor) <= n.
+
+  Returns:
+    (values, indices) [Q, k], as tf.nn.top_k(similarities, k, sorted=True).
+  """
+  group = _TOP_K_GROUP
+  num_rows = tf.shape(similarities)[0]
+  length = tf.shape(similarities)[1]
+  num_groups = (length + group - 1) // group
+  padded = tf.pad(similarities, [[0, 0], [0, num_groups * group - length]],
+                  constant_values=-float('inf'))
+  maxima = tf.reduce_max(tf.reshape(padded, [num_rows, num_groups, group]),
+                         axis=2)
+  _, groups = tf.nn.top_k(maxima, k=tf.minimum(k, num_groups), sorted=False)
+  # The candidates in increasing index order, so that top_k's tie rule
+  # (lower position first) is the lower index first.
+  groups = tf.sort(groups, axis=1)
+  positions = tf.reshape(groups[:, :, tf.newaxis] * group + tf.range(group),
+                         [num_rows, -1])
+  values, order = tf.nn.top_k(tf.gather(padded, positions, batch_dims=1),
+                              k=k, sorted=True)
+  return values, tf.gather(positions, order, batch_dims=1)
+
+
 def _top_k_similar(test_prototypes, prototype_features, k, chunk_size):
   """(similarities, indices) [Q, min(k, T)]; see get_k_nearest_prototypes."""
   test_prototypes = tf.convert_to_tensor(test_prototypes)
@@ -345,7 +389,7 @@ def _top_k_similar(test_prototypes, prototype_features, k, chunk_size):
   if chunk_size is None:
     similarities = tf.matmul(test_prototypes, prototype_features,
                              transpose_b=True)
-    return tf.nn.top_k(similarities, k=k_found, sorted=True)
+    return _exact_top_k(similarities, k_found)
 
   num_test = tf.shape(test_prototypes)[0]
   num_chunks = (num_train + chunk_size - 1) // chunk_size
@@ -353,13 +397,18 @@ def _top_k_similar(test_prototypes, prototype_features, k, chunk_size):
   def body(chunk, best_values, best_indices):
     start = chunk * chunk_size
     features = prototype_features[start:start + chunk_size]
-    similarities = tf.matmul(test_prototypes, features, transpose_b=True)
-    indices = tf.tile((start + tf.range(tf.shape(features)[0]))[tf.newaxis],
-                      [num_test, 1])
-    # Earlier (lower-index) candidates come first, so ties keep the lower
-    # training index, as top_k over the whole bank does.
+    found = tf.minimum(k, tf.shape(features)[0])
+    values, indices = _exact_top_k(
+        tf.matmul(test_prototypes, features, transpose_b=True), found)
+    # Fewer than k in a (last) chunk: -inf placeholders after them.
+    values = tf.pad(values, [[0, 0], [0, k - found]],
+                    constant_values=-float('inf'))
+    indices = tf.pad(indices + start, [[0, 0], [0, k - found]],
+                     constant_values=-1)
+    # The running best (lower training indices) come first, so ties keep
+    # the lower training index, as top_k over the whole bank does.
     values, positions = tf.nn.top_k(
-        tf.concat([best_values, similarities], axis=1), k=k, sorted=True)
+        tf.concat([best_values, values], axis=1), k=k, sorted=True)
     indices = tf.gather(tf.concat([best_indices, indices], axis=1),
                         positions, batch_dims=1)
     return chunk + 1, values, indices
