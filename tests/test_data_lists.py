@@ -67,6 +67,28 @@ def test_read_data_list_columns_and_path_rules(tmp_path):
   assert absolute.name == 'abs' and absolute.overseg is None
 
 
+def test_absolute_path_of_a_file_not_written_yet(tmp_path):
+  """A mask column naming a file to be made: its folder tells whether the
+  '/...' path is absolute or under data_dir."""
+  root = str(tmp_path / 'data')
+  outside = tmp_path / 'work' / 'masks'
+  outside.mkdir(parents=True)
+  os.makedirs(os.path.join(root, 'hed'))
+  data_list = str(tmp_path / 'list.txt')
+  with open(data_list, 'w') as f:
+    f.write('a.jpg a.png %s/a.png\n'      # folder exists outside only
+            'b.jpg b.png /hed/b.png\n'    # folder exists under data_dir
+            'c.jpg c.png /nowhere/c.png\n' % outside)
+  a, b, c = data_lists.read_data_list(root, data_list)
+  assert a.overseg == str(outside / 'a.png')
+  assert b.overseg == root + '/hed/b.png'
+  assert c.overseg == root + '/nowhere/c.png'
+  # A folder under data_dir wins over the same folder outside it.
+  os.makedirs(root + str(outside))
+  assert data_lists.read_data_list(root, data_list)[0].overseg == (
+      root + str(outside / 'a.png'))
+
+
 def test_read_data_list_errors_name_file_and_line(tmp_path):
   data_list = str(tmp_path / 'bad.txt')
   with open(data_list, 'w') as f:

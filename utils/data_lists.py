@@ -6,7 +6,10 @@ Paths are relative to ``data_dir``; blank lines are skipped. A path may also
 start with '/', as older VOC lists do (``/JPEGImages/x.jpg
 /segcls/x.png``): such a path is ``data_dir + path``
 (plain concatenation), and only when that file does not exist while ``path``
-itself does is it taken as an absolute path.
+itself does is it taken as an absolute path. For a file that exists in
+neither place (a mask still to be written), the same rule looks at its
+folder: ``path`` is taken as absolute when its folder exists and
+``data_dir + path``'s does not.
 
 The oversegmentation mask of an example is
 
@@ -73,9 +76,15 @@ def resolve_path(data_dir, path):
     return path
   if path.startswith('/'):
     joined = data_dir.rstrip('/') + path
-    if os.path.exists(joined) or not os.path.exists(path):
-      return joined
-    return path
+    # The file itself decides; for a file not written yet (a mask to be
+    # made), its folder does.
+    for exists in (os.path.exists,
+                   lambda p: os.path.isdir(os.path.dirname(p))):
+      if exists(joined):
+        return joined
+      if exists(path):
+        return path
+    return joined
   return os.path.join(data_dir, path)
 
 
