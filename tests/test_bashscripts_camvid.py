@@ -88,11 +88,11 @@ def test_oversegmentation_stage_commands(tmp_path, masks):
     assert '--contour_dir' not in calls[0]
 
 
-def test_seeds_train_every_method_per_seed_and_summarize(tmp_path):
-  """SEEDS="1 2": each method trains per seed into its own -seedN folder;
-  the seed table is made from every finished run. Python is a stand-in
-  that logs its arguments and writes an mIoU for each benchmark (40 for
-  SegSort, 38.5 for softmax), except for the summary script, which runs."""
+def _stand_in_python(tmp_path):
+  """A two-image CamVid layout and a stand-in Python that logs its
+  arguments and writes an mIoU for each benchmark (38.5 for softmax, 41 for
+  the knob knn5, 40 otherwise), except for the summary script, which runs.
+  Returns (dataroot, the log of calls, the stand-in)."""
   import sys
   dataroot = tmp_path / 'camvid'
   dataroot.mkdir()
@@ -109,13 +109,23 @@ def test_seeds_train_every_method_per_seed_and_summarize(tmp_path):
       'prev=""\n'
       'for a in "$@"; do\n'
       '  if [ "$prev" = "--output_json" ]; then\n'
-      '    case "$a" in *softmax*) m=38.5 ;; *) m=40.0 ;; esac\n'
+      '    case "$a" in *softmax*) m=38.5 ;; *val_knn5*) m=41.0 ;;\n'
+      '      *) m=40.0 ;; esac\n'
       '    mkdir -p "$(dirname "$a")"\n'
       '    echo "{\\"miou\\": $m, \\"per_class_iou\\": {}}" > "$a"\n'
       '  fi\n'
+      '  if [ "$prev" = "--save_dir" ]; then mkdir -p "$a/prototypes"; fi\n'
       '  prev="$a"\n'
       'done\n' % (log, sys.executable))
   recorder.chmod(0o755)
+  return dataroot, log, recorder
+
+
+def test_seeds_train_every_method_per_seed_and_summarize(tmp_path):
+  """SEEDS="1 2": each method trains per seed into its own -seedN folder;
+  the seed table is made from every finished run. Python is a stand-in
+  that logs its arguments (_stand_in_python)."""
+  dataroot, log, recorder = _stand_in_python(tmp_path)
   work = tmp_path / 'work'
   env = dict(os.environ, DATAROOT=str(dataroot), WORK_DIR=str(work),
              PYTHON=str(recorder), SEEDS='1 2', IS_OVERSEG='0', IS_UNSUP='0')
@@ -141,3 +151,49 @@ def test_seeds_train_every_method_per_seed_and_summarize(tmp_path):
   assert summary['methods']['segsort']['miou'] == [40.0, 40.0]
   assert summary['differences']['segsort - softmax']['values'] == [1.5, 1.5]
   assert 'segsort - softmax: 1.50 +- 0.00' in result.stdout
+
+
+def test_test_time_knobs_on_each_seeds_segsort_run(tmp_path):
+  """IS_TEST_KNOBS=1: on each seed's SegSort run, inference once per knob
+  with its flag given last (argparse keeps the last value), its own
+  results folder, and rows segsort_KNOB of the seed table paired with
+  segsort; without the SegSort run, a clear error."""
+  dataroot, log, recorder = _stand_in_python(tmp_path)
+  work = tmp_path / 'work'
+  env = dict(os.environ, DATAROOT=str(dataroot), WORK_DIR=str(work),
+             PYTHON=str(recorder), SEEDS='1 2', IS_OVERSEG='0',
+             IS_UNSUP='0', IS_SOFTMAX='0', IS_TEST_KNOBS='1')
+  env.pop('SMOKE', None)
+  result = subprocess.run(['bash', SCRIPT], env=env, capture_output=True,
+                          text=True, timeout=120)
+  assert result.returncode == 0, result.stderr
+  calls = [line.split() for line in log.read_text().splitlines()]
+  inference = [c for c in calls
+               if os.path.basename(c[0]) == 'inference_segsort.py']
+  # Per seed: the recipe's inference, then knn5, knn30, gridimage.
+  assert len(inference) == 8
+  knobs = [(c[-1].rsplit('-', 1)[1].split('/')[0],
+            os.path.basename(c[c.index('--save_dir') + 1]))
+           for c in inference]
+  assert [k[1] for k in knobs] == ['val', 'val_knn5', 'val_knn30',
+                                   'val_gridimage'] * 2
+  assert [k[0] for k in knobs] == ['seed1'] * 4 + ['seed2'] * 4
+  flags_of = {os.path.basename(c[c.index('--save_dir') + 1]): c
+              for c in inference}
+  k5 = flags_of['val_knn5']
+  assert k5.index('--k_in_nearest_neighbors=5') > k5.index(
+      '--k_in_nearest_neighbors')
+  assert '--kmeans_grid=image' in flags_of['val_gridimage']
+  assert '--kmeans_grid=image' not in flags_of['val']
+  summary = json.loads((work / 'seed_summary.json').read_text())
+  assert summary['methods']['segsort_knn5']['miou'] == [41.0, 41.0]
+  assert summary['methods']['segsort_gridimage']['seeds'] == ['1', '2']
+  assert summary['differences']['segsort_knn5 - segsort']['values'] == [
+      1.0, 1.0]
+  # Knobs without the SegSort run to evaluate.
+  env.update(WORK_DIR=str(tmp_path / 'empty'), IS_SEGSORT='0')
+  result = subprocess.run(['bash', SCRIPT], env=env, capture_output=True,
+                          text=True, timeout=120)
+  assert result.returncode == 1
+  assert 'IS_TEST_KNOBS=1 needs the SegSort run of seed 1' in result.stderr
+  assert 'seed1/results/train/prototypes not found' in result.stderr

@@ -68,6 +68,13 @@ INFERENCE_INPUT_SIZE=360,480
 MASKS=${MASKS:-hed-owt-ucm}
 OWT_UCM_THRESHOLD=0.2
 
+# Test-time knobs of the study in README (CamVid): IS_TEST_KNOBS=1 runs, on
+# each seed's finished SegSort run, inference with one test-time setting
+# changed at a time (NAME:FLAG=VALUE; results/val_NAME/miou.json, rows
+# segsort_NAME of the seed table).
+IS_TEST_KNOBS=${IS_TEST_KNOBS:-0}
+TEST_KNOBS="knn5:--k_in_nearest_neighbors=5 knn30:--k_in_nearest_neighbors=30 gridimage:--kmeans_grid=image"
+
 # Random seeds: each method trains once per seed.
 SEEDS_GIVEN=${SEEDS:-}
 SEEDS=${SEEDS:-1 2 3}
@@ -158,6 +165,16 @@ segsort_eval() {
     --pred_dir $1/results/val/gray --output_json $1/results/val/miou.json
 }
 
+# One test-time knob on a SegSort run: $1 run folder, $2 name, $3 FLAG=VALUE
+# (given after the recipe's own value, so it wins).
+knob_eval() {
+  ${PYTHON} pyscripts/inference/inference_segsort.py ${NET} ${SEG} ${VAL} \
+    --k_in_nearest_neighbors ${K_IN_NEAREST_NEIGHBORS} "$3" --restore_from $1 \
+    --prototype_dir $1/results/train/prototypes --save_dir $1/results/val_$2
+  ${PYTHON} pyscripts/benchmark/benchmark_by_mIoU.py ${BENCH} \
+    --pred_dir $1/results/val_$2/gray --output_json $1/results/val_$2/miou.json
+}
+
 # The run folder of a method (segsort, unsup, softmax) and seed.
 SIZE_TAG=${TRAIN_INPUT_SIZE/,/x}
 run_dir() {
@@ -184,6 +201,17 @@ for SEED in ${SEEDS}; do
       --concentration ${CONCENTRATION} --num_banks ${NUM_BANKS} --random_seed ${SEED} \
       --num_steps ${SEGSORT_STEPS} --save_pred_every 1000 --snapshot_dir ${D}
     stage segsort_eval_seed${SEED} segsort_eval ${D}
+  fi
+
+  if [ "${IS_TEST_KNOBS}" = "1" ]; then
+    D=$(run_dir segsort ${SEED})
+    if [ ! -d "${D}/results/train/prototypes" ]; then
+      echo "error: IS_TEST_KNOBS=1 needs the SegSort run of seed ${SEED} with its prototypes: ${D}/results/train/prototypes not found (train it with IS_SEGSORT=1)." >&2
+      exit 1
+    fi
+    for KNOB in ${TEST_KNOBS}; do
+      stage segsort_${KNOB%%:*}_seed${SEED} knob_eval ${D} ${KNOB%%:*} ${KNOB#*:}
+    done
   fi
 
   if [ "${IS_UNSUP}" = "1" ]; then
@@ -213,6 +241,12 @@ for SEED in ${SEEDS}; do
       echo "${METHOD} ${SEED} ${D#${WORK_DIR}/}/results/val/miou.json" >> "${RUNS}"
     fi
   done
+  D=$(run_dir segsort ${SEED})
+  for KNOB in ${TEST_KNOBS}; do
+    if [ -f "${D}/results/val_${KNOB%%:*}/miou.json" ]; then
+      echo "segsort_${KNOB%%:*} ${SEED} ${D#${WORK_DIR}/}/results/val_${KNOB%%:*}/miou.json" >> "${RUNS}"
+    fi
+  done
 done
 if [ -s "${RUNS}" ]; then
   SUMMARY_PAIRS=""
@@ -222,6 +256,11 @@ if [ -s "${RUNS}" ]; then
   if grep -q '^segsort ' "${RUNS}" && grep -q '^unsup ' "${RUNS}"; then
     SUMMARY_PAIRS="${SUMMARY_PAIRS} --ratio unsup-segsort"
   fi
+  for KNOB in ${TEST_KNOBS}; do
+    if grep -q "^segsort_${KNOB%%:*} " "${RUNS}"; then
+      SUMMARY_PAIRS="${SUMMARY_PAIRS} --compare segsort_${KNOB%%:*}-segsort"
+    fi
+  done
   stage summary ${PYTHON} pyscripts/benchmark/summarize_seeds.py \
     --runs ${RUNS} ${SUMMARY_PAIRS} --output_json ${WORK_DIR}/seed_summary.json
 fi
