@@ -170,24 +170,23 @@ def test_test_time_knobs_on_each_seeds_segsort_run(tmp_path):
   calls = [line.split() for line in log.read_text().splitlines()]
   inference = [c for c in calls
                if os.path.basename(c[0]) == 'inference_segsort.py']
-  # Per seed: the recipe's inference, then knn5, knn30, gridimage.
-  assert len(inference) == 8
+  # Per seed: the recipe's inference, then knn5 and knn30.
+  assert len(inference) == 6
   knobs = [(c[-1].rsplit('-', 1)[1].split('/')[0],
             os.path.basename(c[c.index('--save_dir') + 1]))
            for c in inference]
-  assert [k[1] for k in knobs] == ['val', 'val_knn5', 'val_knn30',
-                                   'val_gridimage'] * 2
-  assert [k[0] for k in knobs] == ['seed1'] * 4 + ['seed2'] * 4
+  assert [k[1] for k in knobs] == ['val', 'val_knn5', 'val_knn30'] * 2
+  assert [k[0] for k in knobs] == ['seed1'] * 3 + ['seed2'] * 3
   flags_of = {os.path.basename(c[c.index('--save_dir') + 1]): c
               for c in inference}
   k5 = flags_of['val_knn5']
   assert k5.index('--k_in_nearest_neighbors=5') > k5.index(
       '--k_in_nearest_neighbors')
-  assert '--kmeans_grid=image' in flags_of['val_gridimage']
-  assert '--kmeans_grid=image' not in flags_of['val']
+  assert '--k_in_nearest_neighbors=30' in flags_of['val_knn30']
+  assert not any('=' in flag for flag in flags_of['val'])
   summary = json.loads((work / 'seed_summary.json').read_text())
   assert summary['methods']['segsort_knn5']['miou'] == [41.0, 41.0]
-  assert summary['methods']['segsort_gridimage']['seeds'] == ['1', '2']
+  assert summary['methods']['segsort_knn30']['seeds'] == ['1', '2']
   assert summary['differences']['segsort_knn5 - segsort']['values'] == [
       1.0, 1.0]
   # Knobs without the SegSort run to evaluate.

@@ -95,3 +95,23 @@ def test_compare_names_unknown_methods(tmp_path, capsys):
   with pytest.raises(SystemExit):
     summarize_seeds.main(['--runs', runs, '--compare', 'segsort-softmax'])
   assert "no run of method 'softmax'" in capsys.readouterr().err
+
+
+def test_long_method_names_keep_their_columns(tmp_path):
+  """Names longer than the old fixed width (segsort_gridimage) are neither
+  cut nor run together: each row's cells sit under their headers."""
+  rows = [('segsort', 1, 45.25, [1.5, 2.5, 3.5]),
+          ('segsort_gridimage', 1, 45.0, [10.0, 20.0, 30.0])]
+  table = summarize_seeds.format_table(
+      summarize_seeds.main(['--runs', _runs_file(tmp_path, rows)]))
+  lines = table.splitlines()
+  assert lines[1].split() == ['segsort', '1', '45.25', '1:', '45.25']
+  assert lines[2].split() == ['segsort_gridimage', '1', '45.00', '1:',
+                              '45.00']
+  assert lines[1].index('45.25') == lines[2].index('45.00')
+  header = lines[lines.index('per-class IoU, mean over seeds (%)') + 1]
+  assert header.split() == ['class', 'segsort', 'segsort_gridimage']
+  car = [line for line in lines if line.startswith('car')][0]
+  assert car.split() == ['car', '3.50', '30.00']
+  # Right-aligned under its header.
+  assert car.index('30.00') + len('30.00') == len(header)

@@ -171,29 +171,36 @@ def _pm(mean, std):
 
 
 def format_table(summary):
-  """The printed table: methods, then class means, then comparisons."""
+  """The printed table: methods, then class means, then comparisons.
+
+  Columns are as wide as the longest method name, so that no name is cut
+  or runs into the next column.
+  """
   methods = summary['methods']
-  lines = ['%-12s %5s  %-16s %s' % ('method', 'seeds', 'val mIoU (%)',
-                                     'per seed')]
+  name_width = max([len('method')] + [len(m) for m in methods])
+  lines = ['%-*s %5s  %-16s %s' % (name_width, 'method', 'seeds',
+                                   'val mIoU (%)', 'per seed')]
   for name, row in methods.items():
-    lines.append('%-12s %5d  %-16s %s' % (
-        name, len(row['seeds']), _pm(row['mean'], row['std']),
+    lines.append('%-*s %5d  %-16s %s' % (
+        name_width, name, len(row['seeds']), _pm(row['mean'], row['std']),
         ', '.join('%s: %.2f' % (s, m) for s, m in zip(row['seeds'],
                                                       row['miou']))))
   classes = []
   for row in methods.values():
     classes.extend(c for c in row['per_class_iou_mean'] if c not in classes)
   if classes:
+    class_width = max([len('class')] + [len(c) for c in classes])
     lines.append('')
     lines.append('per-class IoU, mean over seeds (%)')
-    lines.append('%-14s' % 'class' + ''.join('%12s' % m[:12]
-                                             for m in methods))
+    lines.append('%-*s' % (class_width, 'class') +
+                 ''.join(' %*s' % (max(len(m), 6), m) for m in methods))
     for c in classes:
       cells = []
-      for row in methods.values():
+      for name, row in methods.items():
         v = row['per_class_iou_mean'].get(c)
-        cells.append('%12s' % ('n/a' if v is None else '%.2f' % v))
-      lines.append('%-14s' % c[:14] + ''.join(cells))
+        cells.append(' %*s' % (max(len(name), 6),
+                               'n/a' if v is None else '%.2f' % v))
+      lines.append('%-*s' % (class_width, c) + ''.join(cells))
   for name, row in summary['differences'].items():
     lines.append('')
     lines.append('%s: %s mIoU over %d paired seed(s) (%s)' % (
