@@ -139,6 +139,10 @@ def test_seeds_train_every_method_per_seed_and_summarize(tmp_path):
   seeds = [(os.path.basename(c[0]), c[c.index('--random_seed') + 1],
             c[c.index('--snapshot_dir') + 1].rsplit('-', 1)[1])
            for c in trains]
+  # The README's seed table's schedule: 2000 steps each by default.
+  for c in trains:
+    assert c[c.index('--num_steps') + 1] == '2000'
+    assert '-2000it_camvid-224x224-seed' in c[c.index('--snapshot_dir') + 1]
   assert seeds == [('train_segsort.py', '1', 'seed1'), ('train.py', '1', 'seed1'),
                    ('train_segsort.py', '2', 'seed2'), ('train.py', '2', 'seed2')]
   benchmarks = [c for c in calls
