@@ -91,7 +91,8 @@ def test_oversegmentation_stage_commands(tmp_path, masks):
 def _stand_in_python(tmp_path):
   """A two-image CamVid layout and a stand-in Python that logs its
   arguments and writes an mIoU for each benchmark (38.5 for softmax, 41 for
-  the knob knn5, 40 otherwise), except for the summary script, which runs.
+  the knob knn5, 20 for unsupervised SegSort on the colour-gradient masks,
+  40 otherwise), except for the summary script, which runs.
   Returns (dataroot, the log of calls, the stand-in)."""
   import sys
   dataroot = tmp_path / 'camvid'
@@ -110,6 +111,7 @@ def _stand_in_python(tmp_path):
       'for a in "$@"; do\n'
       '  if [ "$prev" = "--output_json" ]; then\n'
       '    case "$a" in *softmax*) m=38.5 ;; *val_knn5*) m=41.0 ;;\n'
+      '      *gradient-ucm*) m=20.0 ;;\n'
       '      *) m=40.0 ;; esac\n'
       '    mkdir -p "$(dirname "$a")"\n'
       '    echo "{\\"miou\\": $m, \\"per_class_iou\\": {}}" > "$a"\n'
@@ -200,3 +202,31 @@ def test_test_time_knobs_on_each_seeds_segsort_run(tmp_path):
   assert result.returncode == 1
   assert 'IS_TEST_KNOBS=1 needs the SegSort run of seed 1' in result.stderr
   assert 'seed1/results/train/prototypes not found' in result.stderr
+
+
+def test_seed_table_has_the_unsupervised_runs_of_both_masks(tmp_path):
+  """Unsupervised runs on HED-owt-ucm masks and, in a later call, on the
+  colour-gradient masks: the table of the later call has both (rows
+  unsup_hed and unsup_gradient), each with its ratio to SegSort."""
+  dataroot, log, recorder = _stand_in_python(tmp_path)
+  work = tmp_path / 'work'
+  env = dict(os.environ, DATAROOT=str(dataroot), WORK_DIR=str(work),
+             PYTHON=str(recorder), SEEDS='1', IS_OVERSEG='0',
+             IS_SOFTMAX='0')
+  env.pop('SMOKE', None)
+  for masks, segsort in (('hed-owt-ucm', '1'), ('gradient-ucm', '0')):
+    env.update(MASKS=masks, IS_SEGSORT=segsort)
+    result = subprocess.run(['bash', SCRIPT], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+  trains = [line.split() for line in log.read_text().splitlines()
+            if 'train_segsort_unsup.py' in line]
+  assert [os.path.basename(c[c.index('--snapshot_dir') + 1]).split('_pspnet')[0]
+          for c in trains] == ['unsup_segsort_hed-owt-ucm',
+                               'unsup_segsort_gradient-ucm']
+  summary = json.loads((work / 'seed_summary.json').read_text())
+  assert sorted(summary['methods']) == ['segsort', 'unsup_gradient',
+                                        'unsup_hed']
+  assert summary['methods']['unsup_gradient']['miou'] == [20.0]
+  assert summary['ratios'] == {'unsup_hed / segsort': 1.0,
+                               'unsup_gradient / segsort': 0.5}

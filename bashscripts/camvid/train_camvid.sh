@@ -16,14 +16,15 @@
 # the end pyscripts/benchmark/summarize_seeds.py reads every finished run
 # (WORK_DIR/runs.txt) and writes the mean +- std table and
 # WORK_DIR/seed_summary.json (SegSort - softmax paired by seed, unsupervised
-# / supervised ratio).
+# / supervised ratio of each kind of masks run so far: rows unsup_hed and
+# unsup_gradient).
 #
 # DATAROOT may be read-only: the HED maps go to WORK_DIR/hed_contours, the
 # oversegmentation masks to WORK_DIR/hed_owt_ucm (MASKS=gradient-ucm: the
 # built-in colour-gradient masks, WORK_DIR/hed) and a 3-column list (image,
 # label, mask) in WORK_DIR names them.
-# The figures in README came from this script as it is (see README; the
-# unsupervised one with MASKS=gradient-ucm).
+# The figures in README came from this script as it is (the commands are
+# in README, CamVid).
 
 set -e
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -179,13 +180,14 @@ knob_eval() {
     --pred_dir $1/results/val_$2/gray --output_json $1/results/val_$2/miou.json
 }
 
-# The run folder of a method (segsort, unsup, softmax) and seed.
+# The run folder of a method (segsort, unsup, softmax) and seed; unsup: of
+# the masks $3 (default MASKS).
 SIZE_TAG=${TRAIN_INPUT_SIZE/,/x}
 run_dir() {
   local steps
   case "$1" in
     segsort) steps=${SEGSORT_STEPS}; echo -n "${WORK_DIR}/segsort_pspnet" ;;
-    unsup) steps=${UNSUP_STEPS}; echo -n "${WORK_DIR}/unsup_segsort_${MASKS}_pspnet" ;;
+    unsup) steps=${UNSUP_STEPS}; echo -n "${WORK_DIR}/unsup_segsort_${3:-${MASKS}}_pspnet" ;;
     softmax) steps=${SOFTMAX_STEPS}; echo -n "${WORK_DIR}/softmax_pspnet" ;;
   esac
   echo "_${BACKBONE}_w${WIDTH_MULTIPLIER}_1xb${BATCH_SIZE}-${steps}it_camvid-${SIZE_TAG}-seed$2"
@@ -238,11 +240,14 @@ done
 # other IS_* stages), then the seed table.
 RUNS=${WORK_DIR}/runs.txt
 : > "${RUNS}"
+# Unsupervised runs of either kind of masks: rows unsup_hed, unsup_gradient.
 for SEED in ${SEEDS}; do
-  for METHOD in segsort unsup softmax; do
-    D=$(run_dir ${METHOD} ${SEED})
+  for METHOD in segsort unsup:hed-owt-ucm unsup:gradient-ucm softmax; do
+    D=$(run_dir ${METHOD%%:*} ${SEED} ${METHOD#*:})
+    ROW=${METHOD%%:*}
+    if [ "${ROW}" = "unsup" ]; then ROW=unsup_${METHOD#*:}; ROW=${ROW%%-*}; fi
     if [ -f "${D}/results/val/miou.json" ]; then
-      echo "${METHOD} ${SEED} ${D#${WORK_DIR}/}/results/val/miou.json" >> "${RUNS}"
+      echo "${ROW} ${SEED} ${D#${WORK_DIR}/}/results/val/miou.json" >> "${RUNS}"
     fi
   done
   D=$(run_dir segsort ${SEED})
@@ -257,9 +262,11 @@ if [ -s "${RUNS}" ]; then
   if grep -q '^segsort ' "${RUNS}" && grep -q '^softmax ' "${RUNS}"; then
     SUMMARY_PAIRS="--compare segsort-softmax"
   fi
-  if grep -q '^segsort ' "${RUNS}" && grep -q '^unsup ' "${RUNS}"; then
-    SUMMARY_PAIRS="${SUMMARY_PAIRS} --ratio unsup-segsort"
-  fi
+  for ROW in unsup_hed unsup_gradient; do
+    if grep -q '^segsort ' "${RUNS}" && grep -q "^${ROW} " "${RUNS}"; then
+      SUMMARY_PAIRS="${SUMMARY_PAIRS} --ratio ${ROW}-segsort"
+    fi
+  done
   for KNOB in ${TEST_KNOBS}; do
     if grep -q "^segsort_${KNOB%%:*} " "${RUNS}"; then
       SUMMARY_PAIRS="${SUMMARY_PAIRS} --compare segsort_${KNOB%%:*}-segsort"
