@@ -20,7 +20,6 @@ import glob
 import json
 import os
 import shlex
-import stat
 import subprocess
 import sys
 
@@ -29,6 +28,7 @@ import pytest
 from PIL import Image
 
 from tests import original_recipes
+from tests import stand_ins
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT_DIR = os.path.join(ROOT, 'bashscripts', 'voc12')
@@ -290,23 +290,7 @@ def test_smoke_unsupervised(tmp_path):
       os.path.join(snapshot_dir, 'results', 'val'), gt_dir)
 
 
-def _write_recorder(path, log_path, run=()):
-  """A stand-in for python: logs its argv as one JSON line, and creates
-  SAVE_DIR/gray for inference steps, so that the benchmark step finds it.
-  The scripts named in `run` (file names) run for real after logging."""
-  with open(path, 'w') as f:
-    f.write('#!%s\n' % sys.executable)
-    f.write('import json, os, sys\n'
-            'args = sys.argv[1:]\n'
-            'with open(%r, "a") as f:\n'
-            '  f.write(json.dumps(args) + "\\n")\n'
-            'if os.path.basename(args[0]) in %r:\n'
-            '  os.execv(sys.executable, [sys.executable] + args)\n'
-            'if "--save_dir" in args:\n'
-            '  save_dir = args[args.index("--save_dir") + 1]\n'
-            '  os.makedirs(os.path.join(save_dir, "gray"), exist_ok=True)\n'
-            % (log_path, tuple(run)))
-  os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR)
+_write_recorder = stand_ins.write_stand_in_python
 
 
 def _write_fake_voc(tmp_path):

@@ -115,3 +115,30 @@ def test_long_method_names_keep_their_columns(tmp_path):
   assert car.split() == ['car', '3.50', '30.00']
   # Right-aligned under its header.
   assert car.index('30.00') + len('30.00') == len(header)
+
+
+def test_settings_are_kept_as_given(tmp_path, capsys):
+  runs = _runs_file(tmp_path, [('segsort', 1, 40.0, [1, 2, 3])])
+  summary = summarize_seeds.main(
+      ['--runs', runs, '--setting', 'segsort_steps=1200',
+       '--setting', 'input_size=128,128'])
+  assert summary['settings'] == {'segsort_steps': '1200',
+                                 'input_size': '128,128'}
+  assert 'settings: segsort_steps=1200, input_size=128,128' in (
+      capsys.readouterr().out)
+  assert summarize_seeds.main(['--runs', runs])['settings'] == {}
+
+
+@pytest.mark.parametrize('pairs, message', [
+    (['steps'], "--setting expects KEY=VALUE, got 'steps'"),
+    (['=3'], "--setting expects KEY=VALUE, got '=3'"),
+    (['steps=1', 'steps=2'], "--setting steps is given twice"),
+])
+def test_bad_settings_are_named(tmp_path, capsys, pairs, message):
+  runs = _runs_file(tmp_path, [('segsort', 1, 40.0, [1, 2, 3])])
+  argv = ['--runs', runs]
+  for pair in pairs:
+    argv += ['--setting', pair]
+  with pytest.raises(SystemExit):
+    summarize_seeds.main(argv)
+  assert message in capsys.readouterr().err

@@ -24,7 +24,13 @@ JSON layout:
                "per_class_iou_mean": {CLASS: float or null}}},
    "differences": {"A - B": {"seeds": [...], "values": [...],
                    "mean": float, "std": float or null}},
-   "ratios": {"A / B": float}}   (ratio of the means, e.g. unsup / segsort)
+   "ratios": {"A / B": float},   (ratio of the means, e.g. unsup / segsort)
+   "settings": {KEY: VALUE}}     (the --setting pairs, as given)
+
+--setting KEY=VALUE (repeatable) records what the runs were trained with
+(steps, batch size, ...), so that a summary kept as a reference can be told
+apart from one of other settings (the demo compares them before it prints
+its reference column).
 """
 import argparse
 import json
@@ -59,9 +65,26 @@ def get_arguments(argv=None):
   parser.add_argument('--ratio', type=str, action='append', default=[],
                       help='A-B: the ratio of A\'s mean mIoU to B\'s '
                            '(repeatable).')
+  parser.add_argument('--setting', type=str, action='append', default=[],
+                      help='KEY=VALUE: a setting the runs share, kept in '
+                           'the JSON as written (repeatable).')
   parser.add_argument('--output_json', type=str, default='',
                       help='Where to write the summary (JSON).')
   return parser.parse_args(argv)
+
+
+def parse_settings(pairs, flag='--setting'):
+  """{KEY: VALUE} from KEY=VALUE strings, in their order."""
+  settings = {}
+  for pair in pairs:
+    key, sep, value = pair.partition('=')
+    if not sep or not key:
+      raise ValueError('%s expects KEY=VALUE, got %r' % (flag, pair))
+    if key in settings and settings[key] != value:
+      raise ValueError('%s %s is given twice (%r and %r)'
+                       % (flag, key, settings[key], value))
+    settings[key] = value
+  return settings
 
 
 def read_runs(path):
@@ -117,12 +140,13 @@ def _mean_of_defined(values):
   return sum(values) / len(values) if values else None
 
 
-def summarize(runs, compare=(), ratio=()):
+def summarize(runs, compare=(), ratio=(), settings=None):
   """The summary dict (see the module docstring) of read_runs' runs."""
   methods = {}
   for method, seed, results in runs:
     methods.setdefault(method, []).append((seed, results))
-  summary = {'methods': {}, 'differences': {}, 'ratios': {}}
+  summary = {'methods': {}, 'differences': {}, 'ratios': {},
+             'settings': dict(settings or {})}
   for method, rows in methods.items():
     mious = [r['miou'] for _, r in rows]
     mean, std = mean_std(mious)
@@ -209,11 +233,17 @@ def format_table(summary):
   for name, value in summary['ratios'].items():
     lines.append('%s: %s' % (name, 'n/a' if value is None else
                              '%.3f' % value))
+  if summary.get('settings'):
+    lines.append('')
+    lines.append('settings: ' + ', '.join(
+        '%s=%s' % kv for kv in summary['settings'].items()))
   return '\n'.join(lines)
 
 
 def run(args):
-  summary = summarize(read_runs(args.runs), args.compare, args.ratio)
+  settings = parse_settings(args.setting)
+  summary = summarize(read_runs(args.runs), args.compare, args.ratio,
+                      settings)
   print(format_table(summary))
   if args.output_json:
     atomic_io.atomic_write_text(args.output_json,
