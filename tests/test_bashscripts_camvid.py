@@ -6,6 +6,7 @@ import subprocess
 import pytest
 
 from tests import conftest
+from tests import stand_ins
 from utils import data_lists
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,8 +55,7 @@ def test_oversegmentation_stage_commands(tmp_path, masks):
       'CamVid/JPEGImages/b.jpg CamVid/segcls/b.png\n')
   log = tmp_path / 'calls.txt'
   recorder = tmp_path / 'python'
-  recorder.write_text('#!/bin/sh\necho "$@" >> %s\n' % log)
-  recorder.chmod(0o755)
+  stand_ins.write_stand_in_python(recorder, log)
   work = tmp_path / 'work'
   env = dict(os.environ, DATAROOT=str(dataroot), WORK_DIR=str(work),
              PYTHON=str(recorder), MASKS=masks, IS_SEGSORT='0', IS_UNSUP='0',
@@ -64,7 +64,7 @@ def test_oversegmentation_stage_commands(tmp_path, masks):
   result = subprocess.run(['bash', SCRIPT], env=env, capture_output=True,
                           text=True, timeout=60)
   assert result.returncode == 0, result.stderr
-  calls = [line.split() for line in log.read_text().splitlines()]
+  calls = stand_ins.read_calls(log)
   train_list = str(work / ('train_overseg_%s.txt' % masks))
   folder = 'hed_owt_ucm' if masks == 'hed-owt-ucm' else 'hed'
   # The mask column, read as the scripts read it (relative to DATAROOT),
@@ -94,7 +94,6 @@ def _stand_in_python(tmp_path):
   the knob knn5, 20 for unsupervised SegSort on the colour-gradient masks,
   40 otherwise), except for the summary script, which runs.
   Returns (dataroot, the log of calls, the stand-in)."""
-  import sys
   dataroot = tmp_path / 'camvid'
   dataroot.mkdir()
   (dataroot / 'train.txt').write_text(
@@ -103,23 +102,9 @@ def _stand_in_python(tmp_path):
       'CamVid/JPEGImages/b.jpg CamVid/segcls/b.png\n')
   log = tmp_path / 'calls.txt'
   recorder = tmp_path / 'python'
-  recorder.write_text(
-      '#!/bin/sh\n'
-      'echo "$@" >> %s\n'
-      'case "$1" in *summarize_seeds.py) exec %s "$@" ;; esac\n'
-      'prev=""\n'
-      'for a in "$@"; do\n'
-      '  if [ "$prev" = "--output_json" ]; then\n'
-      '    case "$a" in *softmax*) m=38.5 ;; *val_knn5*) m=41.0 ;;\n'
-      '      *gradient-ucm*) m=20.0 ;;\n'
-      '      *) m=40.0 ;; esac\n'
-      '    mkdir -p "$(dirname "$a")"\n'
-      '    echo "{\\"miou\\": $m, \\"per_class_iou\\": {}}" > "$a"\n'
-      '  fi\n'
-      '  if [ "$prev" = "--save_dir" ]; then mkdir -p "$a/prototypes"; fi\n'
-      '  prev="$a"\n'
-      'done\n' % (log, sys.executable))
-  recorder.chmod(0o755)
+  stand_ins.write_stand_in_python(
+      recorder, log, run=('summarize_seeds.py',),
+      mious=(('softmax', 38.5), ('val_knn5', 41.0), ('gradient-ucm', 20.0)))
   return dataroot, log, recorder
 
 
@@ -135,7 +120,7 @@ def test_seeds_train_every_method_per_seed_and_summarize(tmp_path):
   result = subprocess.run(['bash', SCRIPT], env=env, capture_output=True,
                           text=True, timeout=120)
   assert result.returncode == 0, result.stderr
-  calls = [line.split() for line in log.read_text().splitlines()]
+  calls = stand_ins.read_calls(log)
   trains = [c for c in calls if os.path.basename(c[0]) in (
       'train_segsort.py', 'train.py')]
   seeds = [(os.path.basename(c[0]), c[c.index('--random_seed') + 1],
@@ -173,7 +158,7 @@ def test_test_time_knobs_on_each_seeds_segsort_run(tmp_path):
   result = subprocess.run(['bash', SCRIPT], env=env, capture_output=True,
                           text=True, timeout=120)
   assert result.returncode == 0, result.stderr
-  calls = [line.split() for line in log.read_text().splitlines()]
+  calls = stand_ins.read_calls(log)
   inference = [c for c in calls
                if os.path.basename(c[0]) == 'inference_segsort.py']
   # Per seed: the recipe's inference, then knn5 and knn30.
@@ -219,8 +204,8 @@ def test_seed_table_has_the_unsupervised_runs_of_both_masks(tmp_path):
     result = subprocess.run(['bash', SCRIPT], env=env, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-  trains = [line.split() for line in log.read_text().splitlines()
-            if 'train_segsort_unsup.py' in line]
+  trains = [c for c in stand_ins.read_calls(log)
+            if c[0].endswith('train_segsort_unsup.py')]
   assert [os.path.basename(c[c.index('--snapshot_dir') + 1]).split('_pspnet')[0]
           for c in trains] == ['unsup_segsort_hed-owt-ucm',
                                'unsup_segsort_gradient-ucm']
@@ -230,3 +215,48 @@ def test_seed_table_has_the_unsupervised_runs_of_both_masks(tmp_path):
   assert summary['methods']['unsup_gradient']['miou'] == [20.0]
   assert summary['ratios'] == {'unsup_hed / segsort': 1.0,
                                'unsup_gradient / segsort': 0.5}
+
+
+def test_training_knobs_train_segsort_with_one_flag_changed(tmp_path):
+  """IS_TRAIN_KNOBS=1: per knob and seed, SegSort trains with the knob's
+  flag given after the recipe's value, into segsort_NAME_pspnet_...; a
+  network flag goes to the evaluation too, a training flag does not; rows
+  segsort_NAME are paired with segsort in the seed table."""
+  dataroot, log, recorder = _stand_in_python(tmp_path)
+  stand_ins.write_stand_in_python(
+      recorder, log, run=('summarize_seeds.py',),
+      mious=(('segsort_banks0', 42.0), ('segsort_width4', 37.0)))
+  work = tmp_path / 'work'
+  env = dict(os.environ, DATAROOT=str(dataroot), WORK_DIR=str(work),
+             PYTHON=str(recorder), SEEDS='1 2', IS_OVERSEG='0',
+             IS_UNSUP='0', IS_SOFTMAX='0', IS_TRAIN_KNOBS='1',
+             TRAIN_KNOBS='banks0:--num_banks=0 width4:--width_multiplier=0.25')
+  env.pop('SMOKE', None)
+  result = subprocess.run(['bash', SCRIPT], env=env, capture_output=True,
+                          text=True, timeout=120)
+  assert result.returncode == 0, result.stderr
+  calls = stand_ins.read_calls(log)
+  trains = [c for c in calls if c[0].endswith('train_segsort.py')]
+  folders = [os.path.basename(c[c.index('--snapshot_dir') + 1]) for c in trains]
+  assert [f.split('_pspnet')[0] + '/' + f.rsplit('-', 1)[1]
+          for f in folders] == [
+              'segsort/seed1', 'segsort_banks0/seed1', 'segsort_width4/seed1',
+              'segsort/seed2', 'segsort_banks0/seed2', 'segsort_width4/seed2']
+  banks0 = trains[1]
+  assert banks0.index('--num_banks=0') > banks0.index('--num_banks')
+  assert '--num_banks=0' not in trains[0] and '--num_banks=0' not in trains[2]
+  evals = [c for c in calls if os.path.basename(c[0]) in (
+      'extract_prototypes.py', 'inference_segsort.py')]
+  by_run = {}
+  for c in evals:
+    run = os.path.basename(c[c.index('--restore_from') + 1]).split('_pspnet')[0]
+    by_run.setdefault(run, []).append(c)
+  assert all(len(v) == 4 for v in by_run.values())
+  for c in by_run['segsort_width4']:
+    assert c.index('--width_multiplier=0.25') > c.index('--width_multiplier')
+  assert not any('=' in a for c in by_run['segsort_banks0'] for a in c)
+  summary = json.loads((work / 'seed_summary.json').read_text())
+  assert summary['methods']['segsort_banks0']['miou'] == [42.0, 42.0]
+  assert summary['differences']['segsort_banks0 - segsort']['values'] == [
+      2.0, 2.0]
+  assert summary['differences']['segsort_width4 - segsort']['mean'] == -3.0

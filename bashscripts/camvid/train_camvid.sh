@@ -78,6 +78,17 @@ OWT_UCM_THRESHOLD=0.2
 IS_TEST_KNOBS=${IS_TEST_KNOBS:-0}
 # (The k-means start, --kmeans_grid, is no knob here: inference on the
 # whole 360x480 image makes the original's padded grid the image's grid.)
+
+# Training knobs of the study (IS_TRAIN_KNOBS=1): each NAME:FLAG=VALUE
+# trains SegSort once per seed with that flag given after the recipe's own
+# (argparse keeps the last), into segsort_NAME_pspnet_... (the folder keeps
+# the recipe's tag; the flag overrides it), evaluates it as the recipe's
+# SegSort run (a network flag, --width_multiplier or --embedding_dim, goes
+# to the evaluation too, since the checkpoint fixes it; test-time k-means
+# keeps the recipe's settings) and adds row segsort_NAME to the seed table,
+# paired with segsort.
+IS_TRAIN_KNOBS=${IS_TRAIN_KNOBS:-0}
+TRAIN_KNOBS=${TRAIN_KNOBS:-"banks0:--num_banks=0 conc20:--concentration=20 clusters10:--num_clusters=10 dim64:--embedding_dim=64 width4:--width_multiplier=0.25 steps4000:--num_steps=4000"}
 TEST_KNOBS="knn5:--k_in_nearest_neighbors=5 knn30:--k_in_nearest_neighbors=30"
 
 # Random seeds: each method trains once per seed.
@@ -158,12 +169,13 @@ elif [ "${IS_OVERSEG}" = "1" ]; then
     --data_dir ${DATAROOT} --data_list ${TRAIN_LIST}
 fi
 
+# $1 run folder; $2 (optional) a network flag FLAG=VALUE of a training knob.
 segsort_eval() {
-  ${PYTHON} pyscripts/inference/extract_prototypes.py ${NET} ${SEG} \
+  ${PYTHON} pyscripts/inference/extract_prototypes.py ${NET} ${SEG} $2 \
     --data_dir ${DATAROOT} --data_list ${TRAIN_LIST} \
     --input_size ${INFERENCE_INPUT_SIZE} --strides ${INFERENCE_INPUT_SIZE} \
     --restore_from $1 --save_dir $1/results/train
-  ${PYTHON} pyscripts/inference/inference_segsort.py ${NET} ${SEG} ${VAL} \
+  ${PYTHON} pyscripts/inference/inference_segsort.py ${NET} ${SEG} $2 ${VAL} \
     --k_in_nearest_neighbors ${K_IN_NEAREST_NEIGHBORS} --restore_from $1 \
     --prototype_dir $1/results/train/prototypes --save_dir $1/results/val
   ${PYTHON} pyscripts/benchmark/benchmark_by_mIoU.py ${BENCH} \
@@ -180,13 +192,14 @@ knob_eval() {
     --pred_dir $1/results/val_$2/gray --output_json $1/results/val_$2/miou.json
 }
 
-# The run folder of a method (segsort, unsup, softmax) and seed; unsup: of
-# the masks $3 (default MASKS).
+# The run folder of a method (segsort, segsort_KNOB, unsup, softmax) and
+# seed; unsup: of the masks $3 (default MASKS).
 SIZE_TAG=${TRAIN_INPUT_SIZE/,/x}
 run_dir() {
   local steps
   case "$1" in
     segsort) steps=${SEGSORT_STEPS}; echo -n "${WORK_DIR}/segsort_pspnet" ;;
+    segsort_*) steps=${SEGSORT_STEPS}; echo -n "${WORK_DIR}/$1_pspnet" ;;
     unsup) steps=${UNSUP_STEPS}; echo -n "${WORK_DIR}/unsup_segsort_${3:-${MASKS}}_pspnet" ;;
     softmax) steps=${SOFTMAX_STEPS}; echo -n "${WORK_DIR}/softmax_pspnet" ;;
   esac
@@ -217,6 +230,20 @@ for SEED in ${SEEDS}; do
     fi
     for KNOB in ${TEST_KNOBS}; do
       stage segsort_${KNOB%%:*}_seed${SEED} knob_eval ${D} ${KNOB%%:*} ${KNOB#*:}
+    done
+  fi
+
+  if [ "${IS_TRAIN_KNOBS}" = "1" ]; then
+    for KNOB in ${TRAIN_KNOBS}; do
+      NAME=${KNOB%%:*}; FLAG=${KNOB#*:}; EVAL_FLAG=""
+      case "${FLAG}" in
+        --width_multiplier=*|--embedding_dim=*) EVAL_FLAG=${FLAG} ;;
+      esac
+      D=$(run_dir segsort_${NAME} ${SEED})
+      stage segsort_${NAME}_train_seed${SEED} ${PYTHON} pyscripts/train/train_segsort.py ${NET} ${SEG} ${TRAIN} \
+        --concentration ${CONCENTRATION} --num_banks ${NUM_BANKS} --random_seed ${SEED} \
+        --num_steps ${SEGSORT_STEPS} --save_pred_every 1000 "${FLAG}" --snapshot_dir ${D}
+      stage segsort_${NAME}_eval_seed${SEED} segsort_eval ${D} ${EVAL_FLAG}
     done
   fi
 
@@ -256,6 +283,12 @@ for SEED in ${SEEDS}; do
       echo "segsort_${KNOB%%:*} ${SEED} ${D#${WORK_DIR}/}/results/val_${KNOB%%:*}/miou.json" >> "${RUNS}"
     fi
   done
+  for KNOB in ${TRAIN_KNOBS}; do
+    D=$(run_dir segsort_${KNOB%%:*} ${SEED})
+    if [ -f "${D}/results/val/miou.json" ]; then
+      echo "segsort_${KNOB%%:*} ${SEED} ${D#${WORK_DIR}/}/results/val/miou.json" >> "${RUNS}"
+    fi
+  done
 done
 if [ -s "${RUNS}" ]; then
   SUMMARY_PAIRS=""
@@ -267,8 +300,8 @@ if [ -s "${RUNS}" ]; then
       SUMMARY_PAIRS="${SUMMARY_PAIRS} --ratio ${ROW}-segsort"
     fi
   done
-  for KNOB in ${TEST_KNOBS}; do
-    if grep -q "^segsort_${KNOB%%:*} " "${RUNS}"; then
+  for KNOB in ${TEST_KNOBS} ${TRAIN_KNOBS}; do
+    if grep -q '^segsort ' "${RUNS}" && grep -q "^segsort_${KNOB%%:*} " "${RUNS}"; then
       SUMMARY_PAIRS="${SUMMARY_PAIRS} --compare segsort_${KNOB%%:*}-segsort"
     fi
   done
