@@ -60,9 +60,7 @@ def test_oversegmentation_stage_commands(tmp_path, masks):
   env = dict(os.environ, DATAROOT=str(dataroot), WORK_DIR=str(work),
              PYTHON=str(recorder), MASKS=masks, IS_SEGSORT='0', IS_UNSUP='0',
              IS_SOFTMAX='0')
-  env.pop('SMOKE', None)
-  result = subprocess.run(['bash', SCRIPT], env=env, capture_output=True,
-                          text=True, timeout=60)
+  result = _run_recipe(env)
   assert result.returncode == 0, result.stderr
   calls = stand_ins.read_calls(log)
   train_list = str(work / ('train_overseg_%s.txt' % masks))
@@ -86,6 +84,14 @@ def test_oversegmentation_stage_commands(tmp_path, masks):
     assert [os.path.basename(c[0]) for c in calls] == [
         'make_oversegmentation.py']
     assert '--contour_dir' not in calls[0]
+
+
+def _run_recipe(env):
+  """Runs the recipe with env (SMOKE dropped: these are full dry runs)."""
+  env = dict(env)
+  env.pop('SMOKE', None)
+  return subprocess.run(['bash', SCRIPT], env=env, capture_output=True,
+                        text=True, timeout=120)
 
 
 def _stand_in_python(tmp_path):
@@ -116,9 +122,7 @@ def test_seeds_train_every_method_per_seed_and_summarize(tmp_path):
   work = tmp_path / 'work'
   env = dict(os.environ, DATAROOT=str(dataroot), WORK_DIR=str(work),
              PYTHON=str(recorder), SEEDS='1 2', IS_OVERSEG='0', IS_UNSUP='0')
-  env.pop('SMOKE', None)
-  result = subprocess.run(['bash', SCRIPT], env=env, capture_output=True,
-                          text=True, timeout=120)
+  result = _run_recipe(env)
   assert result.returncode == 0, result.stderr
   calls = stand_ins.read_calls(log)
   trains = [c for c in calls if os.path.basename(c[0]) in (
@@ -154,9 +158,7 @@ def test_test_time_knobs_on_each_seeds_segsort_run(tmp_path):
   env = dict(os.environ, DATAROOT=str(dataroot), WORK_DIR=str(work),
              PYTHON=str(recorder), SEEDS='1 2', IS_OVERSEG='0',
              IS_UNSUP='0', IS_SOFTMAX='0', IS_TEST_KNOBS='1')
-  env.pop('SMOKE', None)
-  result = subprocess.run(['bash', SCRIPT], env=env, capture_output=True,
-                          text=True, timeout=120)
+  result = _run_recipe(env)
   assert result.returncode == 0, result.stderr
   calls = stand_ins.read_calls(log)
   inference = [c for c in calls
@@ -182,8 +184,7 @@ def test_test_time_knobs_on_each_seeds_segsort_run(tmp_path):
       1.0, 1.0]
   # Knobs without the SegSort run to evaluate.
   env.update(WORK_DIR=str(tmp_path / 'empty'), IS_SEGSORT='0')
-  result = subprocess.run(['bash', SCRIPT], env=env, capture_output=True,
-                          text=True, timeout=120)
+  result = _run_recipe(env)
   assert result.returncode == 1
   assert 'IS_TEST_KNOBS=1 needs the SegSort run of seed 1' in result.stderr
   assert 'seed1/results/train/prototypes not found' in result.stderr
@@ -198,11 +199,9 @@ def test_seed_table_has_the_unsupervised_runs_of_both_masks(tmp_path):
   env = dict(os.environ, DATAROOT=str(dataroot), WORK_DIR=str(work),
              PYTHON=str(recorder), SEEDS='1', IS_OVERSEG='0',
              IS_SOFTMAX='0')
-  env.pop('SMOKE', None)
   for masks, segsort in (('hed-owt-ucm', '1'), ('gradient-ucm', '0')):
     env.update(MASKS=masks, IS_SEGSORT=segsort)
-    result = subprocess.run(['bash', SCRIPT], env=env, capture_output=True,
-                            text=True, timeout=120)
+    result = _run_recipe(env)
     assert result.returncode == 0, result.stderr
   trains = [c for c in stand_ins.read_calls(log)
             if c[0].endswith('train_segsort_unsup.py')]
@@ -231,9 +230,7 @@ def test_training_knobs_train_segsort_with_one_flag_changed(tmp_path):
              PYTHON=str(recorder), SEEDS='1 2', IS_OVERSEG='0',
              IS_UNSUP='0', IS_SOFTMAX='0', IS_TRAIN_KNOBS='1',
              TRAIN_KNOBS='banks0:--num_banks=0 width4:--width_multiplier=0.25')
-  env.pop('SMOKE', None)
-  result = subprocess.run(['bash', SCRIPT], env=env, capture_output=True,
-                          text=True, timeout=120)
+  result = _run_recipe(env)
   assert result.returncode == 0, result.stderr
   calls = stand_ins.read_calls(log)
   trains = [c for c in calls if c[0].endswith('train_segsort.py')]
