@@ -8,10 +8,12 @@ import stat
 import sys
 
 
-def write_stand_in_python(path, log_path, run=(), mious=()):
+def write_stand_in_python(path, log_path, run=(), mious=(), env_names=()):
   """Writes an executable stand-in for python at `path`.
 
-  Each call appends its argv (script first) as one JSON line to log_path.
+  Each call appends its argv (script first) as one JSON line to log_path,
+  and, when env_names are given, {NAME: value or null} of those environment
+  variables as one JSON line to log_path + '.env'.
   The scripts whose file names are in `run` then run for real. Any other
   call creates the folders the next stage looks for (SAVE_DIR/gray and
   SAVE_DIR/prototypes for --save_dir) and, for --output_json, writes a
@@ -24,6 +26,9 @@ def write_stand_in_python(path, log_path, run=(), mious=()):
             'args = sys.argv[1:]\n'
             'with open(%r, "a") as f:\n'
             '  f.write(json.dumps(args) + "\\n")\n'
+            'if %r:\n'
+            '  with open(%r + ".env", "a") as f:\n'
+            '    f.write(json.dumps({n: os.environ.get(n) for n in %r}) + "\\n")\n'
             'if args and os.path.basename(args[0]) in %r:\n'
             '  os.execv(sys.executable, [sys.executable] + args)\n'
             'def value_of(flag):\n'
@@ -38,7 +43,8 @@ def write_stand_in_python(path, log_path, run=(), mious=()):
             '  os.makedirs(os.path.dirname(output) or ".", exist_ok=True)\n'
             '  with open(output, "w") as f:\n'
             '    json.dump({"miou": miou, "per_class_iou": {}}, f)\n'
-            % (str(log_path), tuple(run), tuple(mious)))
+            % (str(log_path), bool(env_names), str(log_path),
+               tuple(env_names), tuple(run), tuple(mious)))
   os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR)
 
 

@@ -2,11 +2,25 @@ r"""Collects a demo run into DEMO_DIR/results.json and prints its table.
 
     python pyscripts/tools/demo_report.py --demo_dir snapshots/demo \
         --timings snapshots/demo/timings.txt \
-        --miou segsort=snapshots/demo/segsort/val/miou.json ... \
-        --pictures 'snapshots/demo/*/val/color' ...
+        --seed_summary snapshots/demo/seed_summary.json \
+        --reference bashscripts/demo/reference_seeds.json \
+        --pictures 'snapshots/demo/seed1/*/results/val/color' ...
 
 --timings holds one `STAGE SECONDS` per line (the demo script appends them);
-each --miou names a benchmark_by_mIoU.py --output_json file.
+--seed_summary is the summarize_seeds.py JSON of this run's seeds (one seed
+or several); --reference is the same JSON of a run with several seeds kept
+with the code: the spread a rerun should expect. Its column is printed only
+when its settings (summarize_seeds.py --setting) equal this run's, so that
+a run with other steps or data is never compared with it.
+
+results.json:
+  {"miou": {METHOD: mean over this run's seeds}, "miou_std": {METHOD: std
+   or null}, "seeds": {METHOD: [...]}, "differences": {"A - B": {"mean",
+   "std"}}, "ratios": {"A / B": ratio of the means}, "settings": {...},
+   "reference": {"file", "methods": {METHOD: {"mean", "std", "min", "max",
+   "seeds"}}, "differences": {...}, "ratios": {...}} or null,
+   "reference_note": why there is no reference column (or ""),
+   "seconds": {STAGE: ...}, "pictures": [...]}
 """
 import argparse
 import glob
@@ -36,30 +50,104 @@ def read_timings(path):
   return seconds
 
 
-def read_mious(pairs):
-  """{method: mIoU in percent} from METHOD=JSON pairs."""
-  mious = {}
-  for pair in pairs:
-    if '=' not in pair:
-      raise ValueError('--miou expects METHOD=PATH, got %r' % (pair,))
-    method, path = pair.split('=', 1)
-    if not os.path.exists(path):
-      raise ValueError('--miou %s: %s does not exist' % (method, path))
-    with open(path) as f:
-      mious[method] = json.load(f)['miou']
-  return mious
+def read_summary(path, flag):
+  """A summarize_seeds.py JSON, checked for the keys the report reads."""
+  if not os.path.exists(path):
+    raise ValueError('%s: %s does not exist' % (flag, path))
+  try:
+    with open(path, encoding='utf-8') as f:
+      summary = json.load(f)
+  except json.JSONDecodeError as e:
+    raise ValueError('%s: %s is not JSON (%s)' % (flag, path, e)) from None
+  methods = summary.get('methods') if isinstance(summary, dict) else None
+  if not isinstance(methods, dict) or not all(
+      isinstance(row, dict) and {'mean', 'std', 'miou', 'seeds'} <= set(row)
+      for row in methods.values()):
+    raise ValueError('%s: %s is not a summarize_seeds.py summary (no '
+                     '"methods" with mean, std, miou and seeds)'
+                     % (flag, path))
+  summary.setdefault('differences', {})
+  summary.setdefault('settings', {})
+  return summary
 
 
-def format_table(mious, seconds, pictures):
-  lines = ['', 'SegSort demo results (val split of the synthetic data)', '',
-           '  %-14s %8s' % ('method', 'mIoU %')]
-  for method, value in mious.items():
-    lines.append('  %-14s %8.2f' % (method, value))
-  lines += ['', '  %-14s %8s' % ('stage', 'seconds')]
-  for stage, value in seconds.items():
-    lines.append('  %-14s %8.1f' % (stage, value))
-  lines.append('  %-14s %8.1f' % ('total', sum(seconds.values())))
-  lines += ['', 'Pictures:'] + ['  ' + p for p in pictures]
+def compare_settings(run, reference):
+  """'' when the settings agree, else what differs (one line)."""
+  differences = []
+  for key in sorted(set(run) | set(reference)):
+    if run.get(key) != reference.get(key):
+      differences.append('%s %s here, %s there' % (
+          key, run.get(key, 'unset'), reference.get(key, 'unset')))
+  return '; '.join(differences)
+
+
+def reference_rows(reference, path):
+  """The reference part of results.json."""
+  return {
+      'file': path,
+      'methods': {
+          method: {'mean': row['mean'], 'std': row['std'],
+                   'min': min(row['miou']), 'max': max(row['miou']),
+                   'seeds': row['seeds']}
+          for method, row in reference['methods'].items()},
+      'differences': {
+          name: {'mean': row['mean'], 'std': row['std']}
+          for name, row in reference['differences'].items()},
+      'ratios': dict(reference.get('ratios', {}))}
+
+
+def _pm(mean, std, signed=False):
+  text = ('%+.2f' if signed else '%.2f') % mean
+  return text + (' +- %.2f' % std if std is not None else '')
+
+
+def format_table(results):
+  reference = results['reference']
+  seeds = sorted({s for row in results['seeds'].values() for s in row})
+  head = 'this run (%s %s)' % ('seed' if len(seeds) == 1 else 'seeds',
+                               ', '.join(seeds))
+  width = max([len('method'), len('stage')] +
+              [len(m) for m in results['miou']] +
+              [len(d) for d in results['differences']] +
+              [len(r) for r in results['ratios']] +
+              [len(s) for s in results['seconds']])
+  lines = ['', 'SegSort demo results (val mIoU % of the synthetic data)', '',
+           '  %-*s  %-18s %s' % (width, 'method', head,
+                                 'reference: mean +- std (min - max) over '
+                                 'seeds' if reference else '')]
+  for method, value in results['miou'].items():
+    cell = _pm(value, results['miou_std'][method])
+    ref = reference['methods'].get(method) if reference else None
+    lines.append(('  %-*s  %-18s %s' % (
+        width, method, cell,
+        '%s (%.2f - %.2f), %d seeds' % (
+            _pm(ref['mean'], ref['std']), ref['min'], ref['max'],
+            len(ref['seeds'])) if ref else '')).rstrip())
+  for name, row in results['differences'].items():
+    ref = reference['differences'].get(name) if reference else None
+    lines.append(('  %-*s  %-18s %s' % (
+        width, name, _pm(row['mean'], row['std'], signed=True),
+        _pm(ref['mean'], ref['std'], signed=True) if ref else '')).rstrip())
+  for name, value in results['ratios'].items():
+    ref = reference['ratios'].get(name) if reference else None
+    lines.append(('  %-*s  %-18s %s' % (
+        width, name, 'n/a' if value is None else '%.3f' % value,
+        '%.3f' % ref if ref is not None else '')).rstrip())
+  if reference:
+    lines += ['', 'Reference: %s, measured with the same settings; it is '
+              'the spread a rerun should expect (seeds, machines and '
+              'oneDNN on or off all move the result).' % reference['file']]
+  elif results['reference_note']:
+    lines += ['', results['reference_note']]
+  lines += ['', '  %-*s %8s' % (width, 'stage', 'seconds')]
+  for stage, value in results['seconds'].items():
+    lines.append('  %-*s %8.1f' % (width, stage, value))
+  lines.append('  %-*s %8.1f' % (width, 'total',
+                                 sum(results['seconds'].values())))
+  if len(seeds) > 1:
+    lines.append('  (stages run once per seed add up over the %d seeds)'
+                 % len(seeds))
+  lines += ['', 'Pictures:'] + ['  ' + p for p in results['pictures']]
   return '\n'.join(lines)
 
 
@@ -67,8 +155,11 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--demo_dir', required=True)
   parser.add_argument('--timings', required=True)
-  parser.add_argument('--miou', nargs='+', default=[],
-                      help='METHOD=benchmark json, in table order.')
+  parser.add_argument('--seed_summary', required=True,
+                      help='summarize_seeds.py JSON of this run.')
+  parser.add_argument('--reference', default='',
+                      help='summarize_seeds.py JSON of a reference run with '
+                           'several seeds (optional).')
   parser.add_argument('--pictures', nargs='*', default=[],
                       help='Picture files, folders or glob patterns.')
   return script_glue.run_script(write_report, parser.parse_args(argv),
@@ -78,14 +169,32 @@ def main(argv=None):
 def write_report(args):
   """Writes DEMO_DIR/results.json and prints the table; returns them."""
   seconds = read_timings(args.timings)
-  mious = read_mious(args.miou)
+  summary = read_summary(args.seed_summary, '--seed_summary')
   pictures = []
   for pattern in args.pictures:
     pictures.extend(sorted(glob.glob(pattern)) or [pattern])
-  results = {'miou': mious, 'seconds': seconds, 'pictures': pictures}
+  methods = summary['methods']
+  results = {
+      'miou': {m: row['mean'] for m, row in methods.items()},
+      'miou_std': {m: row['std'] for m, row in methods.items()},
+      'seeds': {m: row['seeds'] for m, row in methods.items()},
+      'differences': {name: {'mean': row['mean'], 'std': row['std']}
+                      for name, row in summary['differences'].items()},
+      'ratios': dict(summary.get('ratios', {})),
+      'settings': summary['settings'], 'reference': None,
+      'reference_note': '', 'seconds': seconds, 'pictures': pictures}
+  if args.reference:
+    reference = read_summary(args.reference, '--reference')
+    differ = compare_settings(summary['settings'], reference['settings'])
+    if differ:
+      results['reference_note'] = (
+          'No reference column: %s was measured with other settings (%s).'
+          % (args.reference, differ))
+    else:
+      results['reference'] = reference_rows(reference, args.reference)
   path = os.path.join(args.demo_dir, 'results.json')
   atomic_io.atomic_write_text(path, json.dumps(results, indent=1) + '\n')
-  print(format_table(mious, seconds, pictures))
+  print(format_table(results))
   print('\nWritten to %s' % path)
   return results
 
