@@ -22,7 +22,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 # TensorFlow's oneDNN kernels unless the caller chose (TF turns them on by
 # itself only on AVX-512-class CPUs): on x86 CPUs with AVX2 alone they make
-# the demo's training step 1.4x faster (README, Demo). Either way the graph
+# the demo's training step 1.3x faster (README, Demo). Either way the graph
 # and the variables are the same; the numerics differ in the last bits
 # (README, Every CPU).
 if [ -z "${TF_ENABLE_ONEDNN_OPTS+set}" ] && [ "$(uname -m)" = "x86_64" ]; then
@@ -49,10 +49,10 @@ MAX_OBJECTS=2
 DATA_SEED=0
 
 # A small network trained from scratch: same graph and variable names as
-# PSPNet/ResNet, at 1/16 width (1.6x faster per step than 1/8 here; at
-# 96x96 images SegSort failed on seed 1, 30 mIoU). --bn_decay 0.99: the
-# original 0.9997 needs tens of thousands of steps before the moving
-# averages describe the network.
+# PSPNet/ResNet, at 1/8 width (at 1/16 SegSort swung between 91 and 61
+# mIoU over two seeds and the baseline did not learn in 500 steps; README,
+# Demo). --bn_decay 0.99: the original 0.9997 needs tens of thousands of
+# steps before the moving averages describe the network.
 MODEL=pspnet
 BACKBONE=resnet_v1_50
 WIDTH_MULTIPLIER=0.125
@@ -60,10 +60,12 @@ BN_DECAY=0.99
 EMBEDDING_DIM=32
 INPUT_SIZE=${IMAGE_SIZE},${IMAGE_SIZE}
 
-# Training. SegSort needs its 2000 steps here (1000 steps at 1/8 width gave
-# 58 mIoU on seed 1, batch 4 gave 71); the softmax baseline and
-# unsupervised SegSort get 500, which keeps one seed under 10 minutes
-# (README, Demo: the measurements behind these choices).
+# Training. SegSort needs its 2000 steps here (1000 steps gave 58 mIoU on
+# seed 1, batch 4 gave 71); the softmax baseline and unsupervised SegSort
+# get 500, which keeps one seed under 10 minutes but leaves them short of
+# converged: the demo shows the pipeline, the CamVid seed table compares
+# the methods at equal steps (README, Demo: the measurements behind these
+# choices).
 BATCH_SIZE=8
 LEARNING_RATE=0.03
 SEGSORT_STEPS=2000
