@@ -225,3 +225,14 @@ def test_script_missing_ground_truth_error(folders):
   assert proc.returncode != 0
   assert 'a_pred.png' in proc.stderr and 'no ground truth' in proc.stderr
   assert 'Traceback' not in proc.stderr
+
+
+def test_mean_std_over_seeds_and_its_text():
+  values = [45.23, 45.35, 48.08]
+  mean, std = metrics.mean_std(values)
+  np.testing.assert_allclose(mean, np.mean(values))
+  np.testing.assert_allclose(std, np.std(values, ddof=1))
+  assert metrics.mean_std([40.0]) == (40.0, None)
+  assert metrics.format_mean_std(mean, std) == '46.22 +- 1.61'
+  assert metrics.format_mean_std(2.806, 2.02, signed=True) == '+2.81 +- 2.02'
+  assert metrics.format_mean_std(-0.96, None, signed=True) == '-0.96'

@@ -16,6 +16,7 @@ has no defined IoU and is left out (the original averaged over all classes,
 counting absent ones as 0).
 """
 import json
+import math
 import os
 
 import numpy as np
@@ -455,3 +456,20 @@ def evaluate_folders(pred_dir, gt_dir, num_classes, string_replace=None,
 def save_results_json(path, results):
   """Writes get_results() output as JSON, atomically."""
   atomic_io.atomic_write_text(path, json.dumps(results, indent=2) + '\n')
+
+
+def mean_std(values):
+  """(mean, sample standard deviation, n - 1) of values over seeds; the
+  deviation is None for fewer than 2 values."""
+  values = [float(v) for v in values]
+  mean = sum(values) / len(values)
+  if len(values) < 2:
+    return mean, None
+  var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+  return mean, math.sqrt(var)
+
+
+def format_mean_std(mean, std, signed=False):
+  """'46.22 +- 1.61' ('+2.81 +- 2.02' signed); the mean alone without std."""
+  text = ('%+.2f' if signed else '%.2f') % mean
+  return text + (' +- %.2f' % std if std is not None else '')

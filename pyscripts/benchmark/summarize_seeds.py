@@ -34,7 +34,6 @@ its reference column).
 """
 import argparse
 import json
-import math
 import os
 import sys
 
@@ -45,6 +44,7 @@ if ROOT not in sys.path:
 
 from pyscripts import script_glue  # noqa: E402
 from utils import atomic_io  # noqa: E402
+from utils import metrics  # noqa: E402
 
 
 def get_arguments(argv=None):
@@ -125,16 +125,6 @@ def read_runs(path):
   return runs
 
 
-def mean_std(values):
-  """(mean, sample standard deviation or None for fewer than 2 values)."""
-  values = [float(v) for v in values]
-  mean = sum(values) / len(values)
-  if len(values) < 2:
-    return mean, None
-  var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
-  return mean, math.sqrt(var)
-
-
 def _mean_of_defined(values):
   values = [v for v in values if v is not None]
   return sum(values) / len(values) if values else None
@@ -149,7 +139,7 @@ def summarize(runs, compare=(), ratio=(), settings=None):
              'settings': dict(settings or {})}
   for method, rows in methods.items():
     mious = [r['miou'] for _, r in rows]
-    mean, std = mean_std(mious)
+    mean, std = metrics.mean_std(mious)
     classes = list(rows[0][1].get('per_class_iou', {}))
     summary['methods'][method] = {
         'seeds': [s for s, _ in rows], 'miou': mious, 'mean': mean,
@@ -167,7 +157,7 @@ def summarize(runs, compare=(), ratio=(), settings=None):
     if not seeds:
       raise ValueError('--compare %s: the methods share no seed' % pair)
     values = [by_seed_a[s] - by_seed_b[s] for s in seeds]
-    mean, std = mean_std(values)
+    mean, std = metrics.mean_std(values)
     summary['differences']['%s - %s' % (a, b)] = {
         'seeds': seeds, 'values': values, 'mean': mean, 'std': std}
   for pair in ratio:
@@ -190,10 +180,6 @@ def _split_pair(pair, flag, methods):
   return parts
 
 
-def _pm(mean, std):
-  return '%.2f' % mean + (' +- %.2f' % std if std is not None else '')
-
-
 def format_table(summary):
   """The printed table: methods, then class means, then comparisons.
 
@@ -206,7 +192,8 @@ def format_table(summary):
                                    'val mIoU (%)', 'per seed')]
   for name, row in methods.items():
     lines.append('%-*s %5d  %-16s %s' % (
-        name_width, name, len(row['seeds']), _pm(row['mean'], row['std']),
+        name_width, name, len(row['seeds']),
+        metrics.format_mean_std(row['mean'], row['std']),
         ', '.join('%s: %.2f' % (s, m) for s, m in zip(row['seeds'],
                                                       row['miou']))))
   classes = []
@@ -228,7 +215,8 @@ def format_table(summary):
   for name, row in summary['differences'].items():
     lines.append('')
     lines.append('%s: %s mIoU over %d paired seed(s) (%s)' % (
-        name, _pm(row['mean'], row['std']), len(row['seeds']),
+        name, metrics.format_mean_std(row['mean'], row['std']),
+        len(row['seeds']),
         ', '.join('%+.2f' % v for v in row['values'])))
   for name, value in summary['ratios'].items():
     lines.append('%s: %s' % (name, 'n/a' if value is None else

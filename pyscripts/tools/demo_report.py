@@ -33,6 +33,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
 
 from pyscripts import script_glue  # noqa: E402
 from utils import atomic_io  # noqa: E402
+from utils import metrics  # noqa: E402
+
+_pm = metrics.format_mean_std
 
 
 def read_timings(path):
@@ -94,11 +97,6 @@ def reference_rows(reference, path):
           name: {'mean': row['mean'], 'std': row['std']}
           for name, row in reference['differences'].items()},
       'ratios': dict(reference.get('ratios', {}))}
-
-
-def _pm(mean, std, signed=False):
-  text = ('%+.2f' if signed else '%.2f') % mean
-  return text + (' +- %.2f' % std if std is not None else '')
 
 
 def format_table(results):
