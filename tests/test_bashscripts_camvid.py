@@ -224,12 +224,14 @@ def test_training_knobs_train_segsort_with_one_flag_changed(tmp_path):
   dataroot, log, recorder = _stand_in_python(tmp_path)
   stand_ins.write_stand_in_python(
       recorder, log, run=('summarize_seeds.py',),
-      mious=(('segsort_banks0', 42.0), ('segsort_width4', 37.0)))
+      mious=(('segsort_banks0', 42.0), ('segsort_width4', 37.0),
+             ('segsort_both', 44.0)))
   work = tmp_path / 'work'
   env = dict(os.environ, DATAROOT=str(dataroot), WORK_DIR=str(work),
              PYTHON=str(recorder), SEEDS='1 2', IS_OVERSEG='0',
              IS_UNSUP='0', IS_SOFTMAX='0', IS_TRAIN_KNOBS='1',
-             TRAIN_KNOBS='banks0:--num_banks=0 width4:--width_multiplier=0.25')
+             TRAIN_KNOBS='banks0:--num_banks=0 width4:--width_multiplier=0.25 '
+                         'both:--num_banks=0,--embedding_dim=64')
   result = _run_recipe(env)
   assert result.returncode == 0, result.stderr
   calls = stand_ins.read_calls(log)
@@ -238,7 +240,9 @@ def test_training_knobs_train_segsort_with_one_flag_changed(tmp_path):
   assert [f.split('_pspnet')[0] + '/' + f.rsplit('-', 1)[1]
           for f in folders] == [
               'segsort/seed1', 'segsort_banks0/seed1', 'segsort_width4/seed1',
-              'segsort/seed2', 'segsort_banks0/seed2', 'segsort_width4/seed2']
+              'segsort_both/seed1',
+              'segsort/seed2', 'segsort_banks0/seed2', 'segsort_width4/seed2',
+              'segsort_both/seed2']
   banks0 = trains[1]
   assert banks0.index('--num_banks=0') > banks0.index('--num_banks')
   assert '--num_banks=0' not in trains[0] and '--num_banks=0' not in trains[2]
@@ -252,8 +256,17 @@ def test_training_knobs_train_segsort_with_one_flag_changed(tmp_path):
   for c in by_run['segsort_width4']:
     assert c.index('--width_multiplier=0.25') > c.index('--width_multiplier')
   assert not any('=' in a for c in by_run['segsort_banks0'] for a in c)
+  # A knob of several flags: all of them in training, after the recipe's;
+  # the network one (embedding_dim) in the evaluation too, the other not.
+  both = trains[3]
+  assert both.index('--num_banks=0') > both.index('--num_banks')
+  assert both.index('--embedding_dim=64') > both.index('--embedding_dim')
+  for c in by_run['segsort_both']:
+    assert c.index('--embedding_dim=64') > c.index('--embedding_dim')
+    assert '--num_banks=0' not in c
   summary = json.loads((work / 'seed_summary.json').read_text())
   assert summary['methods']['segsort_banks0']['miou'] == [42.0, 42.0]
   assert summary['differences']['segsort_banks0 - segsort']['values'] == [
       2.0, 2.0]
   assert summary['differences']['segsort_width4 - segsort']['mean'] == -3.0
+  assert summary['differences']['segsort_both - segsort']['mean'] == 4.0

@@ -80,6 +80,7 @@ IS_TEST_KNOBS=${IS_TEST_KNOBS:-0}
 # whole 360x480 image makes the original's padded grid the image's grid.)
 
 # Training knobs of the study (IS_TRAIN_KNOBS=1): each NAME:FLAG=VALUE
+# (or NAME:FLAG=VALUE,FLAG=VALUE,... for several flags at once)
 # trains SegSort once per seed with that flag given after the recipe's own
 # (argparse keeps the last), into segsort_NAME_pspnet_... (the folder keeps
 # the recipe's tag; the flag overrides it), evaluates it as the recipe's
@@ -169,13 +170,14 @@ elif [ "${IS_OVERSEG}" = "1" ]; then
     --data_dir ${DATAROOT} --data_list ${TRAIN_LIST}
 fi
 
-# $1 run folder; $2 (optional) a network flag FLAG=VALUE of a training knob.
+# $1 run folder; then (optional) the network flags FLAG=VALUE of a
+# training knob.
 segsort_eval() {
-  ${PYTHON} pyscripts/inference/extract_prototypes.py ${NET} ${SEG} $2 \
+  ${PYTHON} pyscripts/inference/extract_prototypes.py ${NET} ${SEG} "${@:2}" \
     --data_dir ${DATAROOT} --data_list ${TRAIN_LIST} \
     --input_size ${INFERENCE_INPUT_SIZE} --strides ${INFERENCE_INPUT_SIZE} \
     --restore_from $1 --save_dir $1/results/train
-  ${PYTHON} pyscripts/inference/inference_segsort.py ${NET} ${SEG} $2 ${VAL} \
+  ${PYTHON} pyscripts/inference/inference_segsort.py ${NET} ${SEG} "${@:2}" ${VAL} \
     --k_in_nearest_neighbors ${K_IN_NEAREST_NEIGHBORS} --restore_from $1 \
     --prototype_dir $1/results/train/prototypes --save_dir $1/results/val
   ${PYTHON} pyscripts/benchmark/benchmark_by_mIoU.py ${BENCH} \
@@ -235,15 +237,17 @@ for SEED in ${SEEDS}; do
 
   if [ "${IS_TRAIN_KNOBS}" = "1" ]; then
     for KNOB in ${TRAIN_KNOBS}; do
-      NAME=${KNOB%%:*}; FLAG=${KNOB#*:}; EVAL_FLAG=""
-      case "${FLAG}" in
-        --width_multiplier=*|--embedding_dim=*) EVAL_FLAG=${FLAG} ;;
-      esac
+      NAME=${KNOB%%:*}; SPEC=${KNOB#*:}; FLAGS=(${SPEC//,/ }); EVAL_FLAGS=()
+      for FLAG in "${FLAGS[@]}"; do
+        case "${FLAG}" in
+          --width_multiplier=*|--embedding_dim=*) EVAL_FLAGS+=("${FLAG}") ;;
+        esac
+      done
       D=$(run_dir segsort_${NAME} ${SEED})
       stage segsort_${NAME}_train_seed${SEED} ${PYTHON} pyscripts/train/train_segsort.py ${NET} ${SEG} ${TRAIN} \
         --concentration ${CONCENTRATION} --num_banks ${NUM_BANKS} --random_seed ${SEED} \
-        --num_steps ${SEGSORT_STEPS} --save_pred_every 1000 "${FLAG}" --snapshot_dir ${D}
-      stage segsort_${NAME}_eval_seed${SEED} segsort_eval ${D} ${EVAL_FLAG}
+        --num_steps ${SEGSORT_STEPS} --save_pred_every 1000 "${FLAGS[@]}" --snapshot_dir ${D}
+      stage segsort_${NAME}_eval_seed${SEED} segsort_eval ${D} "${EVAL_FLAGS[@]}"
     done
   fi
 
