@@ -216,9 +216,9 @@ def test_seed_table_has_the_unsupervised_runs_of_both_masks(tmp_path):
                                'unsup_gradient / segsort': 0.5}
 
 
-def test_training_knobs_train_segsort_with_one_flag_changed(tmp_path):
+def test_training_knobs_train_segsort_with_their_flags_changed(tmp_path):
   """IS_TRAIN_KNOBS=1: per knob and seed, SegSort trains with the knob's
-  flag given after the recipe's value, into segsort_NAME_pspnet_...; a
+  flag(s) given after the recipe's value, into segsort_NAME_pspnet_...; a
   network flag goes to the evaluation too, a training flag does not; rows
   segsort_NAME are paired with segsort in the seed table."""
   dataroot, log, recorder = _stand_in_python(tmp_path)

@@ -459,8 +459,8 @@ def save_results_json(path, results):
 
 
 def mean_std(values):
-  """(mean, sample standard deviation, n - 1) of values over seeds; the
-  deviation is None for fewer than 2 values."""
+  """(mean, sample standard deviation, with n - 1) of values over seeds;
+  the deviation is None for fewer than 2 values."""
   values = [float(v) for v in values]
   mean = sum(values) / len(values)
   if len(values) < 2:

@@ -237,7 +237,7 @@ for SEED in ${SEEDS}; do
 
   if [ "${IS_TRAIN_KNOBS}" = "1" ]; then
     for KNOB in ${TRAIN_KNOBS}; do
-      NAME=${KNOB%%:*}; SPEC=${KNOB#*:}; FLAGS=(${SPEC//,/ }); EVAL_FLAGS=()
+      NAME=${KNOB%%:*}; IFS=, read -r -a FLAGS <<< "${KNOB#*:}"; EVAL_FLAGS=()
       for FLAG in "${FLAGS[@]}"; do
         case "${FLAG}" in
           --width_multiplier=*|--embedding_dim=*) EVAL_FLAGS+=("${FLAG}") ;;
