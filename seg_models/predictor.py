@@ -290,6 +290,15 @@ class Predictor(SessionOwner):
     """
     return self.session.run(self._window_outputs, {self._windows: windows})
 
+  def run_windows_with_network_outputs(self, windows):
+    """run_windows, and the network's outputs before upsampling.
+
+    Returns:
+      ([n, win_h, win_w, C] as run_windows, [n, h, w, C] the network's).
+    """
+    return self.session.run([self._window_outputs, self._network_outputs],
+                            {self._windows: windows})
+
   def run_window(self, window):
     """The network's output upsampled to the window: [win_h, win_w, C]."""
     return self.run_windows(window[np.newaxis])[0]

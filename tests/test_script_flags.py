@@ -19,6 +19,7 @@ from PIL import Image
 from pyscripts import inference_main
 from pyscripts.benchmark import benchmark_by_mIoU
 from pyscripts.benchmark import benchmark_inference
+from pyscripts.benchmark import benchmark_kmeans_pruning
 from pyscripts.inference import extract_prototypes
 from pyscripts.inference import inference
 from pyscripts.inference import inference_segsort
@@ -38,6 +39,7 @@ PARSERS = {
     'inference.py': inference.get_arguments,
     'visualize_retrieval.py': visualize_retrieval.get_arguments,
     'benchmark_inference.py': benchmark_inference.get_arguments,
+    'benchmark_kmeans_pruning.py': benchmark_kmeans_pruning.get_arguments,
     'benchmark_by_mIoU.py': benchmark_by_mIoU.get_arguments,
     'train_segsort.py': train_segsort.get_arguments,
     'train_segsort_unsup.py': train_segsort_unsup.get_arguments,
@@ -67,7 +69,7 @@ NOT_LISTED = {
 WITH_EXAMPLES = ('extract_prototypes.py', 'inference_segsort.py',
                  'inference_segsort_msc.py', 'inference.py',
                  'visualize_retrieval.py', 'benchmark_inference.py',
-                 'benchmark_by_mIoU.py')
+                 'benchmark_kmeans_pruning.py', 'benchmark_by_mIoU.py')
 
 
 def _help(script, capsys):
