@@ -220,6 +220,14 @@ def test_atomic_writes_leave_no_temp_files(tmp_path):
   assert sorted(os.listdir(folder)) == ['arr.npy', 'note.txt']
 
 
+def test_atomic_write_json(tmp_path):
+  path = str(tmp_path / 'new' / 'result.json')
+  atomic_io.atomic_write_json(path, {'miou': 0.5, 'seeds': [1, 2]})
+  with open(path) as f:
+    assert f.read() == '{\n  "miou": 0.5,\n  "seeds": [\n    1,\n    2\n  ]\n}\n'
+  assert os.listdir(str(tmp_path / 'new')) == ['result.json']
+
+
 def test_atomic_files_all_or_none(tmp_path):
   paths = [str(tmp_path / 'x' / 'f.npy'), str(tmp_path / 'x' / 'l.npy'),
            str(tmp_path / 'y' / 'other.txt')]

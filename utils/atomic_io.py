@@ -6,6 +6,7 @@ Temporary files get the usual umask-based permissions, and parent folders
 are created. NumPy / PIL only.
 """
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -64,6 +65,11 @@ def atomic_write_text(path, text):
   """Writes a UTF-8 text file atomically."""
   with atomic_open(path, 'w') as f:
     f.write(text)
+
+
+def atomic_write_json(path, value):
+  """Writes value as indented JSON (and a final newline), atomically."""
+  atomic_write_text(path, json.dumps(value, indent=2) + '\n')
 
 
 def atomic_save_png(path, image):

@@ -15,7 +15,6 @@ that appear in the ground truth or in the prediction; a class absent from both
 has no defined IoU and is left out (the original averaged over all classes,
 counting absent ones as 0).
 """
-import json
 import math
 import os
 
@@ -455,7 +454,7 @@ def evaluate_folders(pred_dir, gt_dir, num_classes, string_replace=None,
 
 def save_results_json(path, results):
   """Writes get_results() output as JSON, atomically."""
-  atomic_io.atomic_write_text(path, json.dumps(results, indent=2) + '\n')
+  atomic_io.atomic_write_json(path, results)
 
 
 def mean_std(values):

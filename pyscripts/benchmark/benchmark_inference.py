@@ -24,7 +24,6 @@ example:
     --input_size 480,480 --strides 320,320 --scale_aug --flip_aug \
     --output_json timings.json
 """
-import json
 import os
 import sys
 
@@ -134,8 +133,7 @@ def benchmark(args):
   for mode in modes:
     print(format_row('mean', mode, results['mean'][mode]))
   if args.output_json:
-    atomic_io.atomic_write_text(args.output_json,
-                                json.dumps(results, indent=2) + '\n')
+    atomic_io.atomic_write_json(args.output_json, results)
   return results
 
 

@@ -47,7 +47,6 @@ small CPU setting:
     --width_multiplier 0.125 --backbone resnet_v1_50 --input_size 224,224
 """
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -263,8 +262,7 @@ def benchmark(args):
   results = summarize_input_pipeline(settings, pipeline, train)
   print(format_input_pipeline_report(results))
   if args.output_json:
-    atomic_io.atomic_write_text(args.output_json,
-                                json.dumps(results, indent=2) + '\n')
+    atomic_io.atomic_write_json(args.output_json, results)
     print('Wrote %s' % args.output_json)
   return results
 

@@ -40,7 +40,6 @@ example:
     --restore_from SNAPSHOT_DIR --input_size 224,224 --strides 224,224 \
     --output_json pruning.json
 """
-import json
 import os
 import sys
 
@@ -326,8 +325,7 @@ def benchmark(args):
     print('%-10s %22.2f %25.1f%%' % (b, results['candidates_per_block'][b],
                                      100 * results['score_share'][b]))
   if args.output_json:
-    atomic_io.atomic_write_text(args.output_json,
-                                json.dumps(results, indent=2) + '\n')
+    atomic_io.atomic_write_json(args.output_json, results)
   return results
 
 

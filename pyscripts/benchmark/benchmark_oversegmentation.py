@@ -23,7 +23,6 @@ Writes OUTPUT_DIR/oversegmentation_quality.json, a Markdown table
 """
 import argparse
 import functools
-import json
 import multiprocessing
 import os
 import sys
@@ -238,9 +237,8 @@ def measure(args):
   result = {'data_list': args.data_list, 'num_images': len(examples),
             'tolerance': args.tolerance, 'ignore_label': args.ignore_label,
             'results': rows}
-  atomic_io.atomic_write_text(
-      os.path.join(args.output_dir, 'oversegmentation_quality.json'),
-      json.dumps(result, indent=2) + '\n')
+  atomic_io.atomic_write_json(
+      os.path.join(args.output_dir, 'oversegmentation_quality.json'), result)
   atomic_io.atomic_write_text(
       os.path.join(args.output_dir, 'oversegmentation_quality.md'), table)
   grid_path = os.path.join(args.output_dir, 'oversegmentation_grid.png')

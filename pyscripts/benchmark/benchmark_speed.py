@@ -87,7 +87,6 @@ slow on a CPU; a small CPU setting:
     --input_size 128,128 --batch_size 4 --steps 10
 """
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -516,8 +515,7 @@ def benchmark(args, argv):
   if compare:
     results['onednn_comparison'] = _summarize_onednn(compare)
     print(_format_onednn(results['onednn_comparison']))
-  atomic_io.atomic_write_text(args.output_json,
-                              json.dumps(results, indent=2) + '\n')
+  atomic_io.atomic_write_json(args.output_json, results)
   print('Wrote %s' % args.output_json)
   return results
 

@@ -234,8 +234,7 @@ def run(args):
                       settings)
   print(format_table(summary))
   if args.output_json:
-    atomic_io.atomic_write_text(args.output_json,
-                                json.dumps(summary, indent=2) + '\n')
+    atomic_io.atomic_write_json(args.output_json, summary)
     print('Wrote %s' % args.output_json)
   return summary
 
