@@ -1,4 +1,4 @@
-"""benchmark_kmeans_pruning.py: its k-means is the fast path's, its bounds sound.
+"""The k-means pruning study: its k-means is the fast path's, its bounds sound.
 
 The study's NumPy k-means must give common_utils.upsampled_kmeans' labels
 and predictor._get_test_start's start; its bounds must never rule out a
@@ -13,7 +13,8 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from network.segsort import common_utils
-from pyscripts.benchmark import benchmark_kmeans_pruning as study
+from pyscripts.benchmark import benchmark_kmeans_pruning
+from seg_models import kmeans_pruning as study
 from seg_models import predictor
 from tests import tiny_data
 
@@ -177,7 +178,7 @@ def test_summary_numbers():
 
 def test_end_to_end_tiny(tiny_dataset, tmp_path):
   output = str(tmp_path / 'pruning.json')
-  results = study.main(
+  results = benchmark_kmeans_pruning.main(
       ['--data_dir', tiny_dataset,
        '--data_list', os.path.join(tiny_dataset, 'val.txt'),
        '--max_images', '2', '--backbone', 'resnet_v1_50',
@@ -205,7 +206,7 @@ def test_end_to_end_tiny(tiny_dataset, tmp_path):
 def test_missing_data_list_is_named(tmp_path, capsys):
   missing = str(tmp_path / 'missing.txt')
   with pytest.raises(SystemExit) as exit_info:
-    study.main(['--data_dir', str(tmp_path), '--data_list', missing])
+    benchmark_kmeans_pruning.main(['--data_dir', str(tmp_path), '--data_list', missing])
   assert exit_info.value.code == 1
   err = capsys.readouterr().err
   assert missing in err and '--data_list' in err
