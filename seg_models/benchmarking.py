@@ -64,6 +64,64 @@ BenchmarkError = errors.BenchmarkError
 # ---------------------------------------------------------------------------
 
 
+def train_round_order(rounds):
+  """The training workers of `rounds` rounds, in the order they run.
+
+  SegSort first in even rounds, softmax first in odd ones (A B, B A, A B,
+  ...), so that a drift of the machine's speed during the run favours
+  neither.
+
+  Returns:
+    A list of (round, worker name) pairs.
+  """
+  pair = (WORKER_TRAIN_SEGSORT, WORKER_TRAIN_SOFTMAX)
+  return [(r, name) for r in range(rounds)
+          for name in (pair if r % 2 == 0 else pair[::-1])]
+
+
+def combine_train_rounds(rounds):
+  """One benchmark_train_step result per loss from several rounds.
+
+  Two processes of the same graph on the same machine can differ by ~10%
+  in step time, so one process per loss is an anecdote; each round runs
+  both losses in new processes, one right after the other.
+
+  Args:
+    rounds: a list of {loss: benchmark_train_step result} (with
+      'conv_paths' for SegSort), one per round.
+
+  Returns:
+    (train, ratios, shares): train[loss] has the medians over rounds of
+    step_median_seconds, forward_median_seconds, loss_median_seconds and
+    build_seconds, the largest peak_rss_mb and build_peak_rss_mb, every
+    step in step_seconds, the last round's final_loss and the first
+    round's conv_paths; ratios[r] is round r's SegSort / softmax median
+    step, shares[r] its SegSort loss / SegSort step.
+  """
+  if not rounds:
+    raise BenchmarkError('no training round to combine')
+  seg, soft = trainer.LOSS_SEGSORT, trainer.LOSS_SOFTMAX
+  train = {}
+  for loss in (seg, soft):
+    results = [r[loss] for r in rounds]
+    combined = {key: profiling.median([r[key] for r in results])
+                for key in ('step_median_seconds', 'forward_median_seconds',
+                            'loss_median_seconds', 'build_seconds')}
+    combined.update(
+        peak_rss_mb=max(r['peak_rss_mb'] for r in results),
+        build_peak_rss_mb=max(r['build_peak_rss_mb'] for r in results),
+        step_seconds=[t for r in results for t in r['step_seconds']],
+        final_loss=results[-1]['final_loss'])
+    if 'conv_paths' in results[0]:
+      combined['conv_paths'] = results[0]['conv_paths']
+    train[loss] = combined
+  ratios = [r[seg]['step_median_seconds'] / r[soft]['step_median_seconds']
+            for r in rounds]
+  shares = [r[seg]['loss_median_seconds'] / r[seg]['step_median_seconds']
+            for r in rounds]
+  return train, ratios, shares
+
+
 def benchmark_train_step(opts, loss_type, steps, warmup, show_progress=True):
   """Times the trainer's real training step and its parts.
 

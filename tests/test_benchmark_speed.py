@@ -49,7 +49,8 @@ def test_end_to_end_tiny(tmp_path, monkeypatch):
   monkeypatch.setattr(benchmarking, 'run_worker', run_worker)
   output = str(tmp_path / 'speed.json')
   results = benchmark_speed.main(TINY_FLAGS + ['--output_json', output,
-                                               '--compare_onednn'])
+                                               '--compare_onednn',
+                                               '--rounds', '2'])
   with open(output) as f:
     saved = json.load(f)
   assert saved == json.loads(json.dumps(results))
@@ -70,18 +71,24 @@ def test_end_to_end_tiny(tmp_path, monkeypatch):
     for loss in losses:
       assert saved[key][loss] > 0, (key, loss)
   step = saved['train_step_seconds']
+  # Two rounds of 2 steps per loss, in alternating order.
+  assert settings['rounds'] == 2
+  assert [name for name, _ in envs[:4]] == [
+      benchmarking.WORKER_TRAIN_SEGSORT, benchmarking.WORKER_TRAIN_SOFTMAX,
+      benchmarking.WORKER_TRAIN_SOFTMAX, benchmarking.WORKER_TRAIN_SEGSORT]
   for loss in losses:
-    assert len(saved['train_step_all_seconds'][loss]) == 2
-    assert step[loss] == pytest.approx(
-        np.median(saved['train_step_all_seconds'][loss]))
+    assert len(saved['train_step_all_seconds'][loss]) == 4
     assert saved['train_step_min_seconds'][loss] == pytest.approx(
         min(saved['train_step_all_seconds'][loss]))
     # A TF runtime alone is more than 100 MB; nothing near 100 GB here.
     assert 100 < saved['peak_rss_mb'][loss] < 100000
+  ratios = saved['train_step_ratio_rounds']
+  assert len(ratios) == 2 and min(ratios) > 0
   assert saved['train_step_ratio_segsort_over_softmax'] == pytest.approx(
-      step['segsort'] / step['softmax'])
+      np.median(ratios))
+  assert len(saved['kmeans_loss_share_rounds']) == 2
   assert saved['kmeans_loss_share'] == pytest.approx(
-      saved['loss_seconds']['segsort'] / step['segsort'])
+      np.median(saved['kmeans_loss_share_rounds']))
   assert 0 < saved['kmeans_loss_share']
 
   inference = saved['inference_seconds']
@@ -166,22 +173,84 @@ def test_summarize_numbers():
   def train(step, loss):
     return {'step_median_seconds': step, 'loss_median_seconds': loss,
             'forward_median_seconds': step / 3, 'build_seconds': 2.0,
-            'peak_rss_mb': 900.0, 'step_seconds': [step]}
+            'peak_rss_mb': 900.0, 'build_peak_rss_mb': 800.0,
+            'step_seconds': [step], 'final_loss': 1.0}
   stage = {'network': 0.5, 'kmeans': 0.2, 'knn': 0.1, 'votes': 0.05,
            'fused': 0.0, 'other': 0.15, 'total': 1.0}
   results = benchmark_speed.summarize(
-      {'steps': 1}, {'segsort': train(1.05, 0.21), 'softmax': train(1.0, 0.01)},
+      {'steps': 1},
+      [{'segsort': train(1.05, 0.21), 'softmax': train(1.0, 0.01)}],
       {'single': stage, 'msc': dict(stage, votes=0.2, total=1.15),
        'build_seconds': 1.0, 'peak_rss_mb': 700.0},
       {100000: {'seconds': 0.01}, 10000: {'seconds': 0.001}})
   assert results['train_step_ratio_segsort_over_softmax'] == pytest.approx(
       1.05)
+  assert results['train_step_ratio_rounds'] == [pytest.approx(1.05)]
   assert results['kmeans_loss_share'] == pytest.approx(0.2)
   assert results['votes_share_msc'] == pytest.approx(0.2 / 1.15)
   assert list(results['knn_bank']) == ['10000', '100000']
   assert results['goals'] == {'train_step_ratio_at_most_1.10': True,
                               'votes_share_msc_below_0.10': False}
   assert math.isclose(results['forward_seconds']['softmax'], 1.0 / 3)
+
+
+def _train_result(step, loss, peak, steps, final=1.0):
+  return {'step_median_seconds': step, 'loss_median_seconds': loss,
+          'forward_median_seconds': step / 2, 'build_seconds': step * 10,
+          'peak_rss_mb': peak, 'build_peak_rss_mb': peak - 100,
+          'step_seconds': steps, 'final_loss': final}
+
+
+def test_rounds_alternate_which_loss_runs_first():
+  seg, soft = (benchmarking.WORKER_TRAIN_SEGSORT,
+               benchmarking.WORKER_TRAIN_SOFTMAX)
+  assert benchmarking.train_round_order(1) == [(0, seg), (0, soft)]
+  assert benchmarking.train_round_order(3) == [
+      (0, seg), (0, soft), (1, soft), (1, seg), (2, seg), (2, soft)]
+
+
+def test_rounds_combine_into_medians_of_paired_ratios():
+  # Round 2 ran on a slower machine state: both its steps are longer. The
+  # rounds' ratios are 1.10, 1.00 and 1.20 (median 1.10); the ratio of the
+  # medians of the steps (1.2 / 1.0) would say otherwise.
+  rounds = [
+      {'segsort': dict(_train_result(1.1, 0.11, 900.0, [1.0, 1.2]),
+                       conv_paths={'onednn': True}),
+       'softmax': _train_result(1.0, 0.01, 800.0, [1.0, 1.0])},
+      {'segsort': _train_result(1.2, 0.06, 950.0, [1.2, 1.2], final=2.0),
+       'softmax': _train_result(1.2, 0.01, 700.0, [1.1, 1.3])},
+      {'segsort': _train_result(3.0, 0.30, 920.0, [3.0, 3.0], final=3.0),
+       'softmax': _train_result(2.5, 0.02, 810.0, [2.5, 2.5])}]
+  train, ratios, shares = benchmarking.combine_train_rounds(rounds)
+  assert ratios == [pytest.approx(1.1), pytest.approx(1.0),
+                    pytest.approx(1.2)]
+  assert shares == [pytest.approx(0.1), pytest.approx(0.05),
+                    pytest.approx(0.1)]
+  seg = train['segsort']
+  assert seg['step_median_seconds'] == pytest.approx(1.2)
+  assert seg['loss_median_seconds'] == pytest.approx(0.11)
+  assert seg['forward_median_seconds'] == pytest.approx(0.6)
+  assert seg['build_seconds'] == pytest.approx(12.0)
+  assert seg['peak_rss_mb'] == 950.0 and seg['build_peak_rss_mb'] == 850.0
+  assert seg['step_seconds'] == [1.0, 1.2, 1.2, 1.2, 3.0, 3.0]
+  assert seg['final_loss'] == 3.0 and seg['conv_paths'] == {'onednn': True}
+  assert train['softmax']['step_median_seconds'] == pytest.approx(1.2)
+  assert train['softmax']['peak_rss_mb'] == 810.0
+  assert 'conv_paths' not in train['softmax']
+
+  results = benchmark_speed.summarize(
+      {'steps': 2}, rounds,
+      {'single': dict.fromkeys(STAGES, 1.0),
+       'msc': dict.fromkeys(STAGES, 1.0), 'build_seconds': 1.0,
+       'peak_rss_mb': 700.0}, {})
+  assert results['train_step_ratio_segsort_over_softmax'] == pytest.approx(
+      1.1)
+  assert results['kmeans_loss_share'] == pytest.approx(0.1)
+  assert results['train_step_seconds'] == {'segsort': pytest.approx(1.2),
+                                           'softmax': pytest.approx(1.2)}
+  assert results['train_step_min_seconds']['softmax'] == 1.0
+  with pytest.raises(benchmarking.BenchmarkError, match='no training round'):
+    benchmarking.combine_train_rounds([])
 
 
 @pytest.mark.parametrize('flag, value', [('--knn_bank_sizes', '0,10'),

@@ -7,6 +7,9 @@ In ONE run, on the same machine and settings, measures and prints:
    (seg_models.trainer.build_train_graph, input pipeline included, one
    batch per step), median over --steps steps after --warmup untimed ones;
    their ratio; and the share of the SegSort step spent in k-means + loss.
+   With --rounds R both are measured R times, each time in new processes
+   and in alternating order; the ratio and the share are the medians of
+   the rounds' (the step times the medians of the rounds' medians).
    That share is measured, not estimated from profiles: in the same graph
    and session, seg_loss and its gradient w.r.t. the network's output (plus
    the memory-bank update) are run with a cached batch and the cached
@@ -51,7 +54,9 @@ unless --prototype_dir is given.
 JSON written to --output_json (all times in seconds, memory in MiB):
   settings                                  flags, data, machine
   train_step_seconds {segsort, softmax}     median step
-  train_step_ratio_segsort_over_softmax
+  train_step_ratio_segsort_over_softmax     median of the rounds'
+  train_step_ratio_rounds                   one ratio per round
+  kmeans_loss_share_rounds                  one share per round
   kmeans_loss_share                         see 1.
   loss_seconds {segsort, softmax}           loss (+ k-means) fwd + bwd
   forward_seconds {segsort, softmax}        network forward only
@@ -163,6 +168,12 @@ def get_arguments(argv=None):
                           'untimed pass).')
   flags.add_hidden_alias(group, '--inference_images', 'max_images',
                          type=flags.int_at_least(1))
+  group.add_argument('--rounds', type=flags.int_at_least(1), default=1,
+                     help='Rounds of the two training measurements, each '
+                          'in new processes, SegSort first in even rounds '
+                          'and softmax first in odd ones; the step ratio is '
+                          'the median of the rounds\' ratios (two processes '
+                          'of the same graph can differ by ~10%%).')
   group.add_argument('--compare_onednn', action='store_true',
                      help='Also time both training steps with oneDNN off '
                           'and on (TF_ENABLE_ONEDNN_OPTS=0 and =1, each in '
@@ -287,7 +298,7 @@ def get_settings(args, synthetic):
   settings = flags.get_values(args, flags.BENCHMARK_SETTINGS + (
       'concentration', 'use_global_status', 'strides',
       'k_in_nearest_neighbors', 'knn_chunk_size', 'knn_bank_sizes',
-      'prototype_dir'))
+      'prototype_dir', 'rounds'))
   settings.update({
       'iter_size': 1, 'flip_aug': bool(args.flip_aug),
       'data': 'synthetic' if synthetic else {
@@ -327,12 +338,13 @@ def _format_onednn(table):
   return '\n'.join(lines)
 
 
-def summarize(settings, train, inference, knn):
+def summarize(settings, train_rounds, inference, knn):
   """The results dict (the JSON layout).
 
   Args:
     settings: dict of the settings used.
-    train: {'segsort': benchmark_train_step result, 'softmax': ...}.
+    train_rounds: one {'segsort': benchmark_train_step result, 'softmax':
+      ...} per round (benchmarking.combine_train_rounds).
     inference: {'single': {stage: seconds, ..., 'total'}, 'msc': {...},
       'build_seconds', 'peak_rss_mb'}.
     knn: {bank size (int): benchmark_knn_bank result}.
@@ -341,10 +353,12 @@ def summarize(settings, train, inference, knn):
     A JSON-able dict (see the script's docstring).
   """
   names = (trainer.LOSS_SEGSORT, trainer.LOSS_SOFTMAX)
+  train, ratios, shares = benchmarking.combine_train_rounds(train_rounds)
   step = {n: train[n]['step_median_seconds'] for n in names}
-  ratio = step[trainer.LOSS_SEGSORT] / step[trainer.LOSS_SOFTMAX]
-  share = (train[trainer.LOSS_SEGSORT]['loss_median_seconds'] /
-           step[trainer.LOSS_SEGSORT])
+  # The median of the rounds' ratios: each pairs two processes run one
+  # right after the other.
+  ratio = profiling.median(ratios)
+  share = profiling.median(shares)
   msc = inference['msc']
   votes_share = msc['votes'] / msc['total'] if msc['total'] else 0.0
   extra = {}
@@ -355,6 +369,8 @@ def summarize(settings, train, inference, knn):
       'settings': settings,
       'train_step_seconds': step,
       'train_step_ratio_segsort_over_softmax': ratio,
+      'train_step_ratio_rounds': ratios,
+      'kmeans_loss_share_rounds': shares,
       'kmeans_loss_share': share,
       'loss_seconds': {n: train[n]['loss_median_seconds'] for n in names},
       'forward_seconds': {n: train[n]['forward_median_seconds']
@@ -405,8 +421,12 @@ def format_report(results):
         results['forward_seconds'][name], results['loss_seconds'][name],
         results['build_seconds'][name], results['peak_rss_mb'][name]))
   ratio = results['train_step_ratio_segsort_over_softmax']
-  lines.append('step ratio segsort / softmax: %.3f (goal <= %.2f: %s)'
-               % (ratio, MAX_STEP_RATIO,
+  rounds = results['train_step_ratio_rounds']
+  lines.append('step ratio segsort / softmax: %.3f%s (goal <= %.2f: %s)'
+               % (ratio, '' if len(rounds) == 1 else
+                  ', median of %d rounds: %s' % (
+                      len(rounds), ', '.join('%.3f' % r for r in rounds)),
+                  MAX_STEP_RATIO,
                   profiling.get_goal_status(ratio <= MAX_STEP_RATIO)))
   lines.append('k-means + loss share of the SegSort step: %.1f%%'
                % (100.0 * results['kmeans_loss_share']))
@@ -477,43 +497,49 @@ def benchmark(args, argv):
     if synthetic:
       data_dir, data_list = _write_synthetic_data(args, folder)
       worker_argv += ['--data_dir', data_dir, '--data_list', data_list]
-    # (worker, its extra flags, its extra environment variables)
-    jobs = ([(name, (), None) for name in (benchmarking.WORKER_TRAIN_SEGSORT,
-                                           benchmarking.WORKER_TRAIN_SOFTMAX,
-                                           benchmarking.WORKER_INFERENCE)] +
-            [(benchmarking.WORKER_KNN, ('--_knn_bank_size', size), None)
+    # (key of its result, worker, its extra flags, its extra environment
+    # variables)
+    jobs = ([(('train', r, name), name, (), None)
+             for r, name in benchmarking.train_round_order(args.rounds)] +
+            [('inference', benchmarking.WORKER_INFERENCE, (), None)] +
+            [(('knn', size), benchmarking.WORKER_KNN,
+              ('--_knn_bank_size', size), None)
              for size in args.knn_bank_sizes])
     if args.compare_onednn:
-      jobs += [(name, (), {ONEDNN_ENV: value})
+      jobs += [(('onednn', value, name), name, (), {ONEDNN_ENV: value})
                for value in ('0', '1')
                for name in (benchmarking.WORKER_TRAIN_SEGSORT,
                             benchmarking.WORKER_TRAIN_SOFTMAX)]
-    outputs = []
-    for i, (name, extra, env) in enumerate(jobs):
+    outputs = {}
+    for i, (key, name, extra, env) in enumerate(jobs):
       tqdm.write('[%d/%d] %s %s%s' % (
           i + 1, len(jobs), name, ' '.join(str(e) for e in extra[1:]),
           ' '.join('%s=%s' % kv for kv in (env or {}).items())))
-      outputs.append(benchmarking.run_worker(SCRIPT, worker_argv, name,
-                                             extra, env=env))
-    compare = outputs[len(outputs) - 4:] if args.compare_onednn else None
-    if compare:
-      outputs = outputs[:len(outputs) - 4]
+      outputs[key] = benchmarking.run_worker(SCRIPT, worker_argv, name,
+                                             extra, env=env)
   finally:
     if folder:
       shutil.rmtree(folder, ignore_errors=True)
-  train = {trainer.LOSS_SEGSORT: outputs[0], trainer.LOSS_SOFTMAX: outputs[1]}
-  inference = outputs[2]
+  train_rounds = [
+      {loss: outputs[('train', r, name)]
+       for name, loss in benchmarking.TRAIN_WORKERS.items()}
+      for r in range(args.rounds)]
+  inference = outputs['inference']
   settings = get_settings(args, synthetic)
   settings.update(scales=inference['scales'],
                   inference_image_sizes=inference['image_sizes'],
                   inference_num_prototypes=inference['num_prototypes'],
                   inference_paths=inference['paths'],
-                  conv_paths=outputs[0]['conv_paths'])
-  knn = dict(zip(args.knn_bank_sizes, outputs[3:]))
-  results = summarize(settings, train, inference, knn)
+                  conv_paths=train_rounds[0][trainer.LOSS_SEGSORT][
+                      'conv_paths'])
+  knn = {size: outputs[('knn', size)] for size in args.knn_bank_sizes}
+  results = summarize(settings, train_rounds, inference, knn)
   print(format_report(results))
-  if compare:
-    results['onednn_comparison'] = _summarize_onednn(compare)
+  if args.compare_onednn:
+    results['onednn_comparison'] = _summarize_onednn(
+        [outputs[('onednn', value, name)] for value in ('0', '1')
+         for name in (benchmarking.WORKER_TRAIN_SEGSORT,
+                      benchmarking.WORKER_TRAIN_SOFTMAX)])
     print(_format_onednn(results['onednn_comparison']))
   atomic_io.atomic_write_json(args.output_json, results)
   print('Wrote %s' % args.output_json)
