@@ -406,11 +406,14 @@ def format_report(results):
   """The printed tables of a summarize() dict."""
   s = results['settings']
   seg, soft = trainer.LOSS_SEGSORT, trainer.LOSS_SOFTMAX
+  rounds = len(results['train_step_ratio_rounds'])
   lines = ['Training step: %s %s x%g, %dx%d, batch %d; median of %d steps '
-           'after %d warm-up' % (s['model'], s['backbone'],
-                                 s['width_multiplier'], s['input_size'][0],
-                                 s['input_size'][1], s['batch_size'],
-                                 s['steps'], s['warmup']),
+           'after %d warm-up%s' % (
+               s['model'], s['backbone'], s['width_multiplier'],
+               s['input_size'][0], s['input_size'][1], s['batch_size'],
+               s['steps'], s['warmup'],
+               '' if rounds == 1 else
+               ' (median over %d rounds, min over all)' % rounds),
            '%-10s %10s %10s %10s %10s %10s %12s' % (
                'loss', 'step s', 'min step s', 'forward s', 'loss s',
                'build s', 'peak RSS MB')]
@@ -421,11 +424,12 @@ def format_report(results):
         results['forward_seconds'][name], results['loss_seconds'][name],
         results['build_seconds'][name], results['peak_rss_mb'][name]))
   ratio = results['train_step_ratio_segsort_over_softmax']
-  rounds = results['train_step_ratio_rounds']
   lines.append('step ratio segsort / softmax: %.3f%s (goal <= %.2f: %s)'
-               % (ratio, '' if len(rounds) == 1 else
+               % (ratio, '' if rounds == 1 else
                   ', median of %d rounds: %s' % (
-                      len(rounds), ', '.join('%.3f' % r for r in rounds)),
+                      rounds, ', '.join(
+                          '%.3f' % r
+                          for r in results['train_step_ratio_rounds'])),
                   MAX_STEP_RATIO,
                   profiling.get_goal_status(ratio <= MAX_STEP_RATIO)))
   lines.append('k-means + loss share of the SegSort step: %.1f%%'
