@@ -10,6 +10,9 @@ the peak resident set size (RSS) of a process only ever grows.
   k-means + prototypes + loss + its gradient w.r.t. the embedding + the
   memory-bank update), both on one cached batch fed in place of the input
   pipeline (and, for the loss, of the network's output).
+- train_round_order, combine_train_rounds: the training pair measured in
+  several rounds (new processes each, alternating which loss runs first)
+  and combined into medians of the rounds' figures and paired ratios.
 - benchmark_knn_bank: the chunked kNN search of one image's test prototypes
   in a random bank of unit prototypes, with the memory used by the search
   itself measured apart from the memory of the bank.
