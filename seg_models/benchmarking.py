@@ -13,6 +13,7 @@ the peak resident set size (RSS) of a process only ever grows.
 - train_round_order, combine_train_rounds: the training pair measured in
   several rounds (new processes each, alternating which loss runs first)
   and combined into medians of the rounds' figures and paired ratios.
+- benchmark_train_pair: both training steps in one process, in turn.
 - benchmark_knn_bank: the chunked kNN search of one image's test prototypes
   in a random bank of unit prototypes, with the memory used by the search
   itself measured apart from the memory of the bank.
@@ -32,6 +33,7 @@ import time
 
 import numpy as np
 import tensorflow.compat.v1 as tf
+from tqdm import tqdm
 
 from network.common import layers
 from network.multigpu import towers
@@ -47,6 +49,7 @@ from utils import profiling
 # Worker (configuration) names; each runs in its own process.
 WORKER_TRAIN_SEGSORT = 'train_segsort'
 WORKER_TRAIN_SOFTMAX = 'train_softmax'
+WORKER_TRAIN_PAIR = 'train_pair'
 WORKER_INFERENCE = 'inference'
 WORKER_KNN = 'knn'
 TRAIN_WORKERS = {WORKER_TRAIN_SEGSORT: trainer.LOSS_SEGSORT,
@@ -125,6 +128,93 @@ def combine_train_rounds(rounds):
   return train, ratios, shares
 
 
+def _start_train_session(opts, loss_type):
+  """The trainer's graph for loss_type in a new graph and session.
+
+  Variables initialised (the backbone restored with opts.restore_from).
+
+  Returns:
+    (session, TrainGraph).
+  """
+  if opts.iter_size != 1:
+    raise BenchmarkError('the benchmark times single-batch steps (iter_size '
+                         '1), got iter_size %d' % opts.iter_size)
+  graph = tf.Graph()
+  with graph.as_default():
+    g = trainer.build_train_graph(opts, loss_type)
+    init_ops = [tf.global_variables_initializer(),
+                tf.local_variables_initializer()]
+    restorer = None
+    if opts.restore_from:
+      # The backbone only: the two losses' heads differ (embedding_dim vs
+      # num_classes outputs), and timings do not depend on the weights.
+      restorer = checkpoints.get_restorer(opts.restore_from,
+                                          g.model_variables, skip_head=True)
+  sess = tf.Session(graph=graph,
+                    config=towers.session_config(1, xla=opts.xla))
+  try:
+    sess.run(init_ops)
+    if restorer is not None:
+      restorer[2](sess)
+  except BaseException:
+    sess.close()
+    raise
+  return sess, g
+
+
+def _step_fn(sess, g, loss_type):
+  """One training step as the trainer's loop runs it; raises on a
+  non-finite loss."""
+  fetches = {'loss': g.total_loss, 'op': g.step_op}
+
+  def step():
+    loss = sess.run(fetches)['loss']
+    if not np.isfinite(loss):
+      raise BenchmarkError('the %s loss became %s' % (loss_type, loss))
+    return loss
+
+  return step
+
+
+def benchmark_train_pair(opts, steps, warmup, show_progress=True):
+  """SegSort and softmax training steps, interleaved in one process.
+
+  Both graphs are built (each in its own graph and session), warmed up,
+  then stepped in turn, `steps` times each: SegSort then softmax in even
+  pairs, softmax then SegSort in odd ones. Two steps run seconds apart, so
+  what the machine's speed does over minutes, and what differs between two
+  processes of the same graph, weighs on both alike; each pair gives one
+  ratio.
+
+  Returns:
+    {'step_seconds': {loss: [steps]}, 'pair_ratios': [SegSort step /
+    softmax step of each pair], 'ratio_median'}.
+  """
+  seg, soft = trainer.LOSS_SEGSORT, trainer.LOSS_SOFTMAX
+  sessions = {}
+  try:
+    for loss in (seg, soft):
+      sessions[loss] = _start_train_session(opts, loss)
+    steppers = {loss: _step_fn(sess, g, loss)
+                for loss, (sess, g) in sessions.items()}
+    for loss in (seg, soft):
+      for _ in range(warmup):
+        steppers[loss]()
+    seconds = {seg: [], soft: []}
+    for i in tqdm(range(steps), desc='interleaved steps',
+                  disable=not show_progress, leave=False):
+      for loss in ((seg, soft) if i % 2 == 0 else (soft, seg)):
+        start = time.perf_counter()
+        steppers[loss]()
+        seconds[loss].append(time.perf_counter() - start)
+  finally:
+    for sess, _ in sessions.values():
+      sess.close()
+  ratios = [a / b for a, b in zip(seconds[seg], seconds[soft])]
+  return {'step_seconds': seconds, 'pair_ratios': ratios,
+          'ratio_median': profiling.median(ratios)}
+
+
 def benchmark_train_step(opts, loss_type, steps, warmup, show_progress=True):
   """Times the trainer's real training step and its parts.
 
@@ -152,42 +242,22 @@ def benchmark_train_step(opts, loss_type, steps, warmup, show_progress=True):
     forward_median_seconds, loss_median_seconds, peak_rss_mb (after the
     timed steps), build_peak_rss_mb, final_loss.
   """
-  if opts.iter_size != 1:
-    raise BenchmarkError('the benchmark times single-batch steps (iter_size '
-                         '1), got iter_size %d' % opts.iter_size)
   start = time.perf_counter()
-  graph = tf.Graph()
-  with graph.as_default():
-    g = trainer.build_train_graph(opts, loss_type)
-    init_ops = [tf.global_variables_initializer(),
-                tf.local_variables_initializer()]
-    restorer = None
-    if opts.restore_from:
-      # The backbone only: the two losses' heads differ (embedding_dim vs
-      # num_classes outputs), and timings do not depend on the weights.
-      restorer = checkpoints.get_restorer(opts.restore_from,
-                                          g.model_variables, skip_head=True)
-  sess = tf.Session(graph=graph,
-                    config=towers.session_config(1, xla=opts.xla))
+  sess, g = _start_train_session(opts, loss_type)
+  graph = sess.graph
   try:
-    sess.run(init_ops)
-    if restorer is not None:
-      restorer[2](sess)
     build_seconds = time.perf_counter() - start
     build_peak = profiling.get_peak_rss_mb()
 
-    fetches = {'loss': g.total_loss, 'op': g.step_op}
+    step = _step_fn(sess, g, loss_type)
     last = {}
 
-    def step():
-      last['loss'] = sess.run(fetches)['loss']
+    def timed_step():
+      last['loss'] = step()
 
-    step_seconds = profiling.time_calls(step, steps, warmup,
+    step_seconds = profiling.time_calls(timed_step, steps, warmup,
                                         desc=loss_type + ' steps',
                                         show_progress=show_progress)
-    if not np.isfinite(last['loss']):
-      raise BenchmarkError('the %s loss became %s' % (loss_type,
-                                                      last['loss']))
     peak = profiling.get_peak_rss_mb()
 
     # Added after the timed steps, so that they do not change the graph the

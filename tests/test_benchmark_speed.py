@@ -50,7 +50,8 @@ def test_end_to_end_tiny(tmp_path, monkeypatch):
   output = str(tmp_path / 'speed.json')
   results = benchmark_speed.main(TINY_FLAGS + ['--output_json', output,
                                                '--compare_onednn',
-                                               '--rounds', '2'])
+                                               '--rounds', '2',
+                                               '--interleaved'])
   with open(output) as f:
     saved = json.load(f)
   assert saved == json.loads(json.dumps(results))
@@ -90,6 +91,17 @@ def test_end_to_end_tiny(tmp_path, monkeypatch):
   assert saved['kmeans_loss_share'] == pytest.approx(
       np.median(saved['kmeans_loss_share_rounds']))
   assert 0 < saved['kmeans_loss_share']
+  # Interleaved in one process: 2 steps of each, one ratio per pair.
+  assert envs[4] == (benchmarking.WORKER_TRAIN_PAIR, None)
+  pair = saved['train_step_interleaved']
+  for loss in losses:
+    assert len(pair['step_seconds'][loss]) == 2
+    assert pair['step_median_seconds'][loss] == pytest.approx(
+        np.median(pair['step_seconds'][loss]))
+  assert pair['pair_ratios'] == [
+      pytest.approx(a / b) for a, b in zip(pair['step_seconds']['segsort'],
+                                           pair['step_seconds']['softmax'])]
+  assert pair['ratio_median'] == pytest.approx(np.median(pair['pair_ratios']))
 
   inference = saved['inference_seconds']
   assert sorted(inference) == ['msc', 'msc_batched', 'msc_plain', 'single']
@@ -307,3 +319,40 @@ def test_missing_data_list_fails_before_any_worker(tmp_path, capsys):
   err = capsys.readouterr().err
   assert '--data_list' in err and err.count('\n') == 1
   assert not (tmp_path / 'out.json').exists()
+
+
+def test_interleaved_pairs_alternate_and_close_both_sessions(monkeypatch):
+  # Fake sessions and a fake clock: every SegSort step takes 2 then 3 s,
+  # every softmax step 1 then 2 s (warm-up steps take no time).
+  order, closed, clock = [], [], [0.0]
+  durations = {'segsort': iter([0.0, 2.0, 3.0]),
+               'softmax': iter([0.0, 1.0, 2.0])}
+
+  class Session(object):
+
+    def __init__(self, loss):
+      self.loss = loss
+
+    def close(self):
+      closed.append(self.loss)
+
+  def step_fn(sess, graph, loss):
+    def step():
+      order.append(loss)
+      clock[0] += next(durations[loss])
+    return step
+
+  monkeypatch.setattr(benchmarking, '_start_train_session',
+                      lambda opts, loss: (Session(loss), None))
+  monkeypatch.setattr(benchmarking, '_step_fn', step_fn)
+  monkeypatch.setattr(benchmarking.time, 'perf_counter', lambda: clock[0])
+  result = benchmarking.benchmark_train_pair(None, 2, 1,
+                                             show_progress=False)
+  # Warm-up of each, then SegSort first in even pairs, softmax in odd ones.
+  assert order == ['segsort', 'softmax', 'segsort', 'softmax', 'softmax',
+                   'segsort']
+  assert sorted(closed) == ['segsort', 'softmax']
+  assert result['step_seconds'] == {'segsort': [2.0, 3.0],
+                                    'softmax': [1.0, 2.0]}
+  assert result['pair_ratios'] == [2.0, 1.5]
+  assert result['ratio_median'] == pytest.approx(1.75)

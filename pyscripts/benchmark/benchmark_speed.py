@@ -10,6 +10,9 @@ In ONE run, on the same machine and settings, measures and prints:
    With --rounds R both are measured R times, each time in new processes
    and in alternating order; the ratio and the share are the medians of
    the rounds' (the step times the medians of the rounds' medians).
+   With --interleaved, both graphs are also built in one process and
+   stepped in turn (SegSort, softmax; softmax, SegSort; ...), one ratio
+   per pair of steps.
    That share is measured, not estimated from profiles: in the same graph
    and session, seg_loss and its gradient w.r.t. the network's output (plus
    the memory-bank update) are run with a cached batch and the cached
@@ -57,6 +60,9 @@ JSON written to --output_json (all times in seconds, memory in MiB):
   train_step_ratio_segsort_over_softmax     median of the rounds'
   train_step_ratio_rounds                   one ratio per round
   kmeans_loss_share_rounds                  one share per round
+  train_step_interleaved (with --interleaved) {ratio_median, pair_ratios,
+                                            step_median_seconds,
+                                            step_seconds}
   kmeans_loss_share                         see 1.
   loss_seconds {segsort, softmax}           loss (+ k-means) fwd + bwd
   forward_seconds {segsort, softmax}        network forward only
@@ -174,6 +180,11 @@ def get_arguments(argv=None):
                           'and softmax first in odd ones; the step ratio is '
                           'the median of the rounds\' ratios (two processes '
                           'of the same graph can differ by ~10%%).')
+  group.add_argument('--interleaved', action='store_true',
+                     help='Also time the two training steps in one process, '
+                          'in turn (--steps of each after --warmup): every '
+                          'pair of steps gives a ratio, and the machine\'s '
+                          'drift weighs on both alike.')
   group.add_argument('--compare_onednn', action='store_true',
                      help='Also time both training steps with oneDNN off '
                           'and on (TF_ENABLE_ONEDNN_OPTS=0 and =1, each in '
@@ -206,6 +217,13 @@ def _train_worker(args, loss_type):
   # Which kernels ran, seen from inside the process that ran them.
   result['conv_paths'] = layers.describe_conv_paths()
   return result
+
+
+def _train_pair_worker(args):
+  opts = script_glue.options_from_args(
+      trainer.TrainOptions, args, is_training=True, iter_size=1, num_gpu=1,
+      snapshot_dir=tempfile.gettempdir(), show_progress=True)
+  return benchmarking.benchmark_train_pair(opts, args.steps, args.warmup)
 
 
 def _inference_worker(args):
@@ -270,6 +288,8 @@ def _knn_worker(args):
 def run_worker(args):
   if args._worker in benchmarking.TRAIN_WORKERS:
     result = _train_worker(args, benchmarking.TRAIN_WORKERS[args._worker])
+  elif args._worker == benchmarking.WORKER_TRAIN_PAIR:
+    result = _train_pair_worker(args)
   elif args._worker == benchmarking.WORKER_INFERENCE:
     result = _inference_worker(args)
   elif args._worker == benchmarking.WORKER_KNN:
@@ -338,7 +358,7 @@ def _format_onednn(table):
   return '\n'.join(lines)
 
 
-def summarize(settings, train_rounds, inference, knn):
+def summarize(settings, train_rounds, inference, knn, pair=None):
   """The results dict (the JSON layout).
 
   Args:
@@ -348,6 +368,7 @@ def summarize(settings, train_rounds, inference, knn):
     inference: {'single': {stage: seconds, ..., 'total'}, 'msc': {...},
       'build_seconds', 'peak_rss_mb'}.
     knn: {bank size (int): benchmark_knn_bank result}.
+    pair: a benchmarking.benchmark_train_pair result, or None.
 
   Returns:
     A JSON-able dict (see the script's docstring).
@@ -362,6 +383,13 @@ def summarize(settings, train_rounds, inference, knn):
   msc = inference['msc']
   votes_share = msc['votes'] / msc['total'] if msc['total'] else 0.0
   extra = {}
+  if pair is not None:
+    extra['train_step_interleaved'] = {
+        'ratio_median': pair['ratio_median'],
+        'pair_ratios': pair['pair_ratios'],
+        'step_median_seconds': {n: profiling.median(pair['step_seconds'][n])
+                                for n in names},
+        'step_seconds': pair['step_seconds']}
   if 'msc_plain' in inference and 'msc_batched' in inference:
     extra['msc_speedup_plain_over_batched'] = (
         inference['msc_plain']['total'] / inference['msc_batched']['total'])
@@ -432,6 +460,14 @@ def format_report(results):
                           for r in results['train_step_ratio_rounds'])),
                   MAX_STEP_RATIO,
                   profiling.get_goal_status(ratio <= MAX_STEP_RATIO)))
+  if 'train_step_interleaved' in results:
+    pair = results['train_step_interleaved']
+    ratios = pair['pair_ratios']
+    lines.append('interleaved in one process, %d pairs of steps: median %.4f '
+                 's vs %.4f s, ratio %.3f (pairs %.3f-%.3f)' % (
+                     len(ratios), pair['step_median_seconds'][seg],
+                     pair['step_median_seconds'][soft], pair['ratio_median'],
+                     min(ratios), max(ratios)))
   lines.append('k-means + loss share of the SegSort step: %.1f%%'
                % (100.0 * results['kmeans_loss_share']))
   lines.append('')
@@ -505,6 +541,8 @@ def benchmark(args, argv):
     # variables)
     jobs = ([(('train', r, name), name, (), None)
              for r, name in benchmarking.train_round_order(args.rounds)] +
+            ([('pair', benchmarking.WORKER_TRAIN_PAIR, (), None)]
+             if args.interleaved else []) +
             [('inference', benchmarking.WORKER_INFERENCE, (), None)] +
             [(('knn', size), benchmarking.WORKER_KNN,
               ('--_knn_bank_size', size), None)
@@ -537,7 +575,8 @@ def benchmark(args, argv):
                   conv_paths=train_rounds[0][trainer.LOSS_SEGSORT][
                       'conv_paths'])
   knn = {size: outputs[('knn', size)] for size in args.knn_bank_sizes}
-  results = summarize(settings, train_rounds, inference, knn)
+  results = summarize(settings, train_rounds, inference, knn,
+                      outputs.get('pair'))
   print(format_report(results))
   if args.compare_onednn:
     results['onednn_comparison'] = _summarize_onednn(
