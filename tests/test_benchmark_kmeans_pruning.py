@@ -206,7 +206,8 @@ def test_end_to_end_tiny(tiny_dataset, tmp_path):
 def test_missing_data_list_is_named(tmp_path, capsys):
   missing = str(tmp_path / 'missing.txt')
   with pytest.raises(SystemExit) as exit_info:
-    benchmark_kmeans_pruning.main(['--data_dir', str(tmp_path), '--data_list', missing])
+    benchmark_kmeans_pruning.main(['--data_dir', str(tmp_path),
+                                   '--data_list', missing])
   assert exit_info.value.code == 1
   err = capsys.readouterr().err
   assert missing in err and '--data_list' in err

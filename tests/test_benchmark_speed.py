@@ -79,6 +79,10 @@ def test_end_to_end_tiny(tmp_path, monkeypatch):
       benchmarking.WORKER_TRAIN_SOFTMAX, benchmarking.WORKER_TRAIN_SEGSORT]
   for loss in losses:
     assert len(saved['train_step_all_seconds'][loss]) == 4
+    # Each round's median of 2 steps is their mean; the median of the 2
+    # rounds' medians is then the mean of all 4 steps.
+    assert step[loss] == pytest.approx(
+        np.mean(saved['train_step_all_seconds'][loss]))
     assert saved['train_step_min_seconds'][loss] == pytest.approx(
         min(saved['train_step_all_seconds'][loss]))
     # A TF runtime alone is more than 100 MB; nothing near 100 GB here.
@@ -222,9 +226,9 @@ def test_rounds_alternate_which_loss_runs_first():
 
 
 def test_rounds_combine_into_medians_of_paired_ratios():
-  # Round 2 ran on a slower machine state: both its steps are longer. The
-  # rounds' ratios are 1.10, 1.00 and 1.20 (median 1.10); the ratio of the
-  # medians of the steps (1.2 / 1.0) would say otherwise.
+  # The third round ran on a slower machine state: both its steps are
+  # longer. The rounds' ratios are 1.10, 1.00 and 1.20 (median 1.10); the
+  # ratio of the medians of the steps (1.2 / 1.2) would say 1.00.
   rounds = [
       {'segsort': dict(_train_result(1.1, 0.11, 900.0, [1.0, 1.2]),
                        conv_paths={'onednn': True}),

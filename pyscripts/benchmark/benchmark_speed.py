@@ -208,22 +208,25 @@ def get_arguments(argv=None):
 # ---------------------------------------------------------------------------
 
 
-def _train_worker(args, loss_type):
-  opts = script_glue.options_from_args(
+def _train_options(args):
+  """TrainOptions of the timed training steps: one batch per step, one
+  device."""
+  return script_glue.options_from_args(
       trainer.TrainOptions, args, is_training=True, iter_size=1, num_gpu=1,
       snapshot_dir=tempfile.gettempdir(), show_progress=True)
-  result = benchmarking.benchmark_train_step(opts, loss_type, args.steps,
-                                             args.warmup)
+
+
+def _train_worker(args, loss_type):
+  result = benchmarking.benchmark_train_step(_train_options(args), loss_type,
+                                             args.steps, args.warmup)
   # Which kernels ran, seen from inside the process that ran them.
   result['conv_paths'] = layers.describe_conv_paths()
   return result
 
 
 def _train_pair_worker(args):
-  opts = script_glue.options_from_args(
-      trainer.TrainOptions, args, is_training=True, iter_size=1, num_gpu=1,
-      snapshot_dir=tempfile.gettempdir(), show_progress=True)
-  return benchmarking.benchmark_train_pair(opts, args.steps, args.warmup)
+  return benchmarking.benchmark_train_pair(_train_options(args), args.steps,
+                                           args.warmup)
 
 
 def _inference_worker(args):
